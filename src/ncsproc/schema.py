@@ -1,0 +1,524 @@
+"""The trace set: the one in-memory object every reader produces and every kernel consumes.
+
+The contract is section 1 of the interchange specification (documented in
+``formats/trace-set.md``). A trace set is an :class:`xarray.Dataset` with dimensions
+``trace`` x ``sample``; ``signal`` holds voltages in V, NaN-padded after each trace's
+``n_samples`` valid samples, and every per-trace fact is a coordinate on ``trace``, so that
+selections and concatenation across files keep the metadata attached.
+
+The schema itself is data (:data:`TRACE_COORDS`): the constructor, the validator and the
+documentation all read the same table.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from ._version import __version__
+from .errors import SchemaError
+
+SCHEMA = "ncsproc-traces/1"
+
+NERVES = (
+    "median",
+    "ulnar",
+    "peroneal",
+    "tibial",
+    "sural",
+    "radial",
+    "superficial_peroneal",
+    "musculocutaneous",
+    "axillary",
+    "femoral",
+    "facial",
+    "plantar",
+    "lateral_antebrachial_cutaneous",
+)
+SIDES = ("L", "R")
+MODALITIES = ("motor", "sensory", "fwave")
+
+# Attribute or coordinate names that would carry identifying data; never allowed in a trace set.
+PRIVACY_BLOCKLIST = (
+    "patient_name",
+    "patient",
+    "name",
+    "first_name",
+    "last_name",
+    "surname",
+    "birth_date",
+    "birthdate",
+    "date_of_birth",
+    "dob",
+    "patient_id",
+    "patient_code",
+    "hospital_id",
+    "mrn",
+    "address",
+)
+
+
+@dataclass(frozen=True)
+class CoordSpec:
+    """One per-trace coordinate of the trace set."""
+
+    name: str
+    kind: str  # "str", "float", "int"
+    units: str | None
+    description: str
+    required: bool = True
+    default: object = None
+
+
+TRACE_COORDS: tuple[CoordSpec, ...] = (
+    CoordSpec("trace", "str", None, "unique id within the Dataset, e.g. <exam_id>/<study>/<record>"),
+    CoordSpec("sampling_rate", "float", "Hz", "sampling rate of the trace"),
+    CoordSpec("t_start", "float", "s", "time of sample 0 relative to the stimulus"),
+    CoordSpec("n_samples", "int", None, "valid samples of this trace"),
+    CoordSpec("exam_id", "str", None, "one patient visit"),
+    CoordSpec("subject_id", "str", None, "pseudonymous subject id; never a name or a birth date"),
+    CoordSpec("study", "str", None, "one nerve test within the exam, e.g. L_median_motor"),
+    CoordSpec("nerve", "str", None, "lower-case nerve name"),
+    CoordSpec("side", "str", None, "L or R"),
+    CoordSpec("modality", "str", None, "motor, sensory or fwave"),
+    CoordSpec("stim_site", "str", None, "lower-case stimulation site words"),
+    CoordSpec("record_site", "str", None, "recording site (muscle or digit)"),
+    CoordSpec(
+        "distance", "float", "m", "stimulating cathode to active recording electrode", default=np.nan
+    ),
+    CoordSpec("stim_intensity", "float", "A", "stimulus current", default=np.nan),
+    CoordSpec("stim_duration", "float", "s", "stimulus pulse width", default=np.nan),
+    CoordSpec("highpass", "float", "Hz", "acquisition high-pass (low-frequency) corner", default=np.nan),
+    CoordSpec("lowpass", "float", "Hz", "acquisition low-pass (high-frequency) corner", default=np.nan),
+    CoordSpec("temperature", "float", "degC", "limb temperature", default=np.nan),
+    CoordSpec("age", "float", "years", "subject age at the exam", default=np.nan),
+    CoordSpec("height", "float", "cm", "subject height", default=np.nan),
+    CoordSpec("source_file", "str", None, "file name relative to the input root", default=""),
+    CoordSpec("record", "int", None, "0-based index of the sweep in its source file"),
+)
+COORDS_BY_NAME = {c.name: c for c in TRACE_COORDS}
+
+_KIND_CHECK = {
+    "str": lambda a: a.dtype.kind in "OUS",
+    "float": lambda a: a.dtype.kind == "f",
+    "int": lambda a: a.dtype.kind in "iu",
+}
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def history_line(step: str) -> str:
+    """Return one provenance line: ``<UTC time> ncsproc <version>: <step>``."""
+    return f"{_utc_now()} ncsproc {__version__}: {step}"
+
+
+def append_history(ds: xr.Dataset, step: str) -> xr.Dataset:
+    """Return ``ds`` with one more ``history`` line (the input is not modified)."""
+    out = ds.copy()
+    previous = out.attrs.get("history", "")
+    out.attrs["history"] = f"{previous}\n{history_line(step)}" if previous else history_line(step)
+    return out
+
+
+def _as_per_trace(name: str, value, n: int, kind: str) -> np.ndarray:
+    """Broadcast a scalar or check a sequence of per-trace values, with the contract's dtype."""
+    if isinstance(value, str) or np.ndim(value) == 0:
+        values = [value] * n
+    else:
+        values = list(value)
+        if len(values) != n:
+            raise SchemaError(f"coordinate '{name}' has {len(values)} values for {n} traces")
+    if kind == "str":
+        return np.array([("" if v is None else str(v)) for v in values], dtype=object)
+    if kind == "float":
+        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    return np.asarray(values, dtype=np.int64)
+
+
+def make_trace_set(
+    signals: np.ndarray | Sequence[np.ndarray],
+    *,
+    sampling_rate: float | Sequence[float],
+    t_start: float | Sequence[float] = 0.0,
+    exam_id: str | Sequence[str],
+    subject_id: str | Sequence[str] = "",
+    study: str | Sequence[str],
+    nerve: str | Sequence[str],
+    side: str | Sequence[str],
+    modality: str | Sequence[str],
+    stim_site: str | Sequence[str],
+    record_site: str | Sequence[str],
+    distance: float | Sequence[float] = np.nan,
+    stim_intensity: float | Sequence[float] = np.nan,
+    stim_duration: float | Sequence[float] = np.nan,
+    highpass: float | Sequence[float] = np.nan,
+    lowpass: float | Sequence[float] = np.nan,
+    temperature: float | Sequence[float] = np.nan,
+    age: float | Sequence[float] = np.nan,
+    height: float | Sequence[float] = np.nan,
+    source_file: str | Sequence[str] = "",
+    record: int | Sequence[int] | None = None,
+    trace: Sequence[str] | None = None,
+    n_samples: Sequence[int] | None = None,
+    dtype: type | str = np.float64,
+    attrs: Mapping[str, object] | None = None,
+    history: str = "make_trace_set",
+    validate: bool = True,
+) -> xr.Dataset:
+    """Build a valid trace set from arrays and metadata.
+
+    Parameters
+    ----------
+    signals : array (n_traces, n_samples) or sequence of 1-D arrays
+        Voltages in V (G1 - G2). 1-D arrays of different lengths are NaN-padded to the
+        longest. A 2-D array is taken as it is; pass ``n_samples`` if it is already padded.
+    sampling_rate, t_start : float or sequence of float
+        In Hz and s (time of sample 0 relative to the stimulus).
+    exam_id, subject_id, study, nerve, side, modality, stim_site, record_site : str or sequence
+        Per-trace metadata of the contract; a scalar applies to every trace.
+    distance, stim_intensity, stim_duration, highpass, lowpass, temperature, age, height : float
+        In m, A, s, Hz, Hz, degC, years and cm; NaN when unknown.
+    source_file : str or sequence of str
+        Path relative to the input root (never absolute).
+    record : int or sequence of int, optional
+        Sweep index in the source file; defaults to 0..n-1.
+    trace : sequence of str, optional
+        Unique trace ids; default ``<exam_id>/<study>/<record>``.
+    n_samples : sequence of int, optional
+        Valid samples per trace; default: the length of each 1-D input, or the count up to
+        the last non-NaN sample of a 2-D input.
+    dtype : float32 or float64
+        dtype of ``signal``.
+    attrs : mapping, optional
+        Extra Dataset attributes (never identifying data).
+    history : str
+        The first ``history`` line's step description.
+    validate : bool
+        Run :func:`validate_trace_set` on the result (default True).
+
+    Returns
+    -------
+    xarray.Dataset
+        The trace set.
+    """
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float32, np.float64):
+        raise SchemaError(f"signal dtype must be float32 or float64, got {dtype}")
+    if isinstance(signals, np.ndarray) and signals.ndim == 2:
+        data = np.asarray(signals, dtype=dtype)
+        if n_samples is None:
+            finite = ~np.isnan(data)
+            last = np.where(finite.any(axis=1), data.shape[1] - np.argmax(finite[:, ::-1], axis=1), 0)
+            lengths = last.astype(np.int64)
+        else:
+            lengths = np.asarray(n_samples, dtype=np.int64)
+    else:
+        arrays = [np.asarray(s, dtype=dtype).ravel() for s in signals]
+        lengths = np.array([a.size for a in arrays], dtype=np.int64)
+        width = int(lengths.max()) if arrays else 0
+        data = np.full((len(arrays), width), np.nan, dtype=dtype)
+        for i, a in enumerate(arrays):
+            data[i, : a.size] = a
+        if n_samples is not None:
+            lengths = np.asarray(n_samples, dtype=np.int64)
+    n = data.shape[0]
+
+    given = dict(
+        sampling_rate=sampling_rate,
+        t_start=t_start,
+        exam_id=exam_id,
+        subject_id=subject_id,
+        study=study,
+        nerve=nerve,
+        side=side,
+        modality=modality,
+        stim_site=stim_site,
+        record_site=record_site,
+        distance=distance,
+        stim_intensity=stim_intensity,
+        stim_duration=stim_duration,
+        highpass=highpass,
+        lowpass=lowpass,
+        temperature=temperature,
+        age=age,
+        height=height,
+        source_file=source_file,
+        record=np.arange(n) if record is None else record,
+        n_samples=lengths,
+    )
+    coords: dict[str, tuple] = {}
+    values = {
+        name: _as_per_trace(name, val, n, COORDS_BY_NAME[name].kind) for name, val in given.items()
+    }
+    if trace is None:
+        trace = [f"{e}/{s}/{r}" for e, s, r in zip(values["exam_id"], values["study"], values["record"])]
+    values["trace"] = _as_per_trace("trace", trace, n, "str")
+    for spec in TRACE_COORDS:
+        attrs_c = {"long_name": spec.description}
+        if spec.units:
+            attrs_c["units"] = spec.units
+        coords[spec.name] = ("trace", values[spec.name], attrs_c)
+
+    ds = xr.Dataset(
+        {
+            "signal": (
+                ("trace", "sample"),
+                data,
+                {"units": "V", "long_name": "voltage, active (G1) minus reference (G2)"},
+            )
+        },
+        coords=coords,
+    )
+    ds.attrs = {"schema": SCHEMA, "ncsproc_version": __version__, "history": history_line(history)}
+    if attrs:
+        ds.attrs.update(attrs)
+    if validate:
+        validate_trace_set(ds)
+    return ds
+
+
+def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str | None = None) -> None:
+    """Check a trace set against the contract and raise one error naming every problem.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The trace set.
+    check_data : bool
+        Also check the samples (NaN padding after ``n_samples``); this reads the whole
+        ``signal`` array, so a lazy caller may turn it off.
+    source : str, optional
+        Where the Dataset came from, for the message.
+
+    Raises
+    ------
+    SchemaError
+        Listing every problem found.
+    """
+    problems: list[str] = []
+    if not isinstance(ds, xr.Dataset):
+        raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__}")
+    where = f" ({source})" if source else ""
+
+    if ds.attrs.get("schema") != SCHEMA:
+        problems.append(f"attribute 'schema' is {ds.attrs.get('schema')!r}, expected {SCHEMA!r}")
+    for key in ("ncsproc_version", "history"):
+        if key not in ds.attrs:
+            problems.append(f"attribute '{key}' is missing")
+
+    if "signal" not in ds.data_vars:
+        problems.append("data variable 'signal' (trace, sample) in V is missing")
+        signal = None
+    else:
+        signal = ds["signal"]
+        if signal.dims != ("trace", "sample"):
+            problems.append(f"'signal' has dims {signal.dims}, expected ('trace', 'sample')")
+        if signal.dtype not in (np.float32, np.float64):
+            problems.append(
+                f"'signal' has dtype {signal.dtype}, expected float32 or float64 "
+                "(convert integer counts to volts in the reader)"
+            )
+        if signal.attrs.get("units") != "V":
+            problems.append(f"'signal' has units {signal.attrs.get('units')!r}, expected 'V'")
+
+    n_trace = ds.sizes.get("trace", 0)
+    width = ds.sizes.get("sample", 0)
+    present: dict[str, np.ndarray] = {}
+    for spec in TRACE_COORDS:
+        if spec.name not in ds.variables:
+            problems.append(f"coordinate '{spec.name}' ({spec.description}) is missing")
+            continue
+        var = ds[spec.name]
+        if var.dims != ("trace",):
+            problems.append(f"coordinate '{spec.name}' has dims {var.dims}, expected ('trace',)")
+            continue
+        arr = np.asarray(var.values)
+        if not _KIND_CHECK[spec.kind](arr):
+            problems.append(f"coordinate '{spec.name}' has dtype {arr.dtype}, expected {spec.kind}")
+            continue
+        if spec.units is not None and var.attrs.get("units") != spec.units:
+            problems.append(
+                f"coordinate '{spec.name}' has units {var.attrs.get('units')!r}, expected {spec.units!r}"
+            )
+        present[spec.name] = arr
+
+    def bad(name: str, mask: np.ndarray, expected: str) -> None:
+        if mask.any():
+            ids = present.get("trace", np.arange(n_trace).astype(str))
+            shown = ", ".join(repr(str(ids[i])) for i in np.flatnonzero(mask)[:5])
+            more = f" and {int(mask.sum()) - 5} more" if mask.sum() > 5 else ""
+            problems.append(f"'{name}' {expected}; offending traces: {shown}{more}")
+
+    if "trace" in present:
+        ids = present["trace"]
+        uniq, counts = np.unique(ids.astype(str), return_counts=True)
+        if (counts > 1).any():
+            dup = ", ".join(repr(str(u)) for u in uniq[counts > 1][:5])
+            problems.append(f"trace ids are not unique: {dup}")
+        bad("trace", np.array([str(t) == "" for t in ids], dtype=bool), "must not be empty")
+    if "sampling_rate" in present:
+        sr = present["sampling_rate"]
+        bad("sampling_rate", ~(np.isfinite(sr) & (sr > 0)), "must be a positive finite number of Hz")
+    if "t_start" in present:
+        bad("t_start", ~np.isfinite(present["t_start"]), "must be finite (s relative to the stimulus)")
+    if "n_samples" in present:
+        ns = present["n_samples"]
+        bad("n_samples", (ns < 1) | (ns > width), f"must be between 1 and the padded width {width}")
+    if "side" in present:
+        bad("side", ~np.isin(present["side"].astype(str), SIDES), f"must be one of {SIDES}")
+    if "modality" in present:
+        bad(
+            "modality",
+            ~np.isin(present["modality"].astype(str), MODALITIES),
+            f"must be one of {MODALITIES}",
+        )
+    if "nerve" in present:
+        nv = present["nerve"].astype(str)
+        bad("nerve", np.array([n == "" or n != n.lower() for n in nv], dtype=bool), "must be lower case")
+    for name in ("distance", "stim_intensity", "stim_duration", "highpass", "lowpass", "age", "height"):
+        if name in present:
+            bad(name, present[name] < 0, "must be >= 0 or NaN")
+    if "distance" in present:
+        bad("distance", present["distance"] > 2.0, "must be in metres (values above 2 m look like mm or cm)")
+    if "source_file" in present:
+        bad(
+            "source_file",
+            np.array([_looks_absolute(str(p)) for p in present["source_file"]], dtype=bool),
+            "must be relative to the input root, never an absolute path",
+        )
+
+    blocked = sorted(
+        {k for k in list(ds.attrs) + list(ds.variables) if k.lower() in PRIVACY_BLOCKLIST}
+    )
+    if blocked:
+        problems.append(f"identifying fields are not allowed in a trace set: {blocked}")
+
+    if check_data and signal is not None and "n_samples" in present and not problems:
+        values = np.asarray(signal.values)
+        ns = present["n_samples"]
+        if values.shape[1]:
+            after_end = np.arange(values.shape[1])[None, :] >= ns[:, None]
+            bad(
+                "signal",
+                (after_end & ~np.isnan(values)).any(axis=1),
+                "must be NaN after the trace's n_samples valid samples",
+            )
+
+    if problems:
+        if where:
+            problems = [p + where for p in problems]
+        raise SchemaError(problems)
+
+
+def _looks_absolute(path: str) -> bool:
+    return os.path.isabs(path) or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+
+
+def select(
+    ds: xr.Dataset,
+    *,
+    exam_id: str | Iterable[str] | None = None,
+    study: str | Iterable[str] | None = None,
+    nerve: str | Iterable[str] | None = None,
+    side: str | Iterable[str] | None = None,
+    modality: str | Iterable[str] | None = None,
+    stim_site: str | Iterable[str] | None = None,
+    record_site: str | Iterable[str] | None = None,
+) -> xr.Dataset:
+    """Select traces by metadata; each argument is one value or a collection of values.
+
+    Returns
+    -------
+    xarray.Dataset
+        The traces matching every given criterion, in their original order.
+    """
+    mask = np.ones(ds.sizes["trace"], dtype=bool)
+    for name, wanted in dict(
+        exam_id=exam_id,
+        study=study,
+        nerve=nerve,
+        side=side,
+        modality=modality,
+        stim_site=stim_site,
+        record_site=record_site,
+    ).items():
+        if wanted is None:
+            continue
+        wanted = [wanted] if isinstance(wanted, str) else list(wanted)
+        mask &= np.isin(ds[name].values.astype(str), wanted)
+    return ds.isel(trace=np.flatnonzero(mask))
+
+
+def time_axis(ds: xr.Dataset, trace: str | int) -> np.ndarray:
+    """Return the time (s, relative to the stimulus) of each valid sample of one trace.
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        The trace set.
+    trace : str or int
+        Trace id, or position along ``trace``.
+    """
+    one = ds.sel(trace=trace) if isinstance(trace, str) else ds.isel(trace=trace)
+    n = int(one["n_samples"])
+    return float(one["t_start"]) + np.arange(n) / float(one["sampling_rate"])
+
+
+def trace_values(ds: xr.Dataset, trace: str | int) -> np.ndarray:
+    """Return the valid samples (V) of one trace, without the NaN padding."""
+    one = ds.sel(trace=trace) if isinstance(trace, str) else ds.isel(trace=trace)
+    return np.asarray(one["signal"].values[: int(one["n_samples"])])
+
+
+def concat_trace_sets(sets: Sequence[xr.Dataset], *, validate: bool = True) -> xr.Dataset:
+    """Concatenate trace sets (from many files or exams) into one.
+
+    Widths differ when sampling rates or sweep lengths differ; every set is NaN-padded to the
+    widest. Trace ids must stay unique across the sets. The result's ``signal`` is float64
+    when any input is float64.
+
+    Parameters
+    ----------
+    sets : sequence of xarray.Dataset
+        Valid trace sets.
+    validate : bool
+        Validate the result.
+
+    Returns
+    -------
+    xarray.Dataset
+    """
+    if not sets:
+        raise SchemaError("concat_trace_sets needs at least one trace set")
+    width = max(s.sizes["sample"] for s in sets)
+    dtype = np.result_type(*[s["signal"].dtype for s in sets])
+    padded = []
+    for s in sets:
+        extra = width - s.sizes["sample"]
+        if extra:
+            s = s.pad(sample=(0, extra), constant_values=np.nan)
+        if s["signal"].dtype != dtype:
+            s = s.assign(signal=s["signal"].astype(dtype))
+        padded.append(s)
+    out = xr.concat(
+        padded, dim="trace", data_vars="all", coords="minimal", compat="override", join="outer",
+        combine_attrs="drop",
+    )
+    for name in ("signal", *COORDS_BY_NAME):
+        if name in sets[0].variables:
+            out[name].attrs = dict(sets[0][name].attrs)
+    out.attrs = {
+        "schema": SCHEMA,
+        "ncsproc_version": __version__,
+        "history": history_line(f"concat_trace_sets of {len(sets)} trace sets"),
+    }
+    if validate:
+        validate_trace_set(out)
+    return out

@@ -1,0 +1,83 @@
+"""Output tables in clinical units (the only place SI values become ms, uV, mm).
+
+Column names carry their units, as the interchange contract (section 4) fixes them. Floats are
+written with a fixed number of decimals so that the same inputs give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+# contract column -> (source variable, factor from SI, decimals)
+RESPONSE_COLUMNS: dict[str, tuple[str, float, int]] = {
+    "distance_mm": ("distance", 1e3, 1),
+    "onset_ms": ("onset_latency", 1e3, 3),
+    "peak_ms": ("peak_latency", 1e3, 3),
+    "amplitude_uv": ("amplitude", 1e6, 2),
+    "p2p_uv": ("peak_to_peak", 1e6, 2),
+    "neg_duration_ms": ("negative_duration", 1e3, 3),
+    "total_duration_ms": ("total_duration", 1e3, 3),
+    "neg_area_uvms": ("negative_area", 1e9, 2),
+    "snr_db": ("snr", 1.0, 1),
+    "f_latency_ms": ("f_latency", 1e3, 3),
+}
+RESPONSE_ID_COLUMNS = (
+    "exam_id",
+    "subject_id",
+    "study",
+    "nerve",
+    "side",
+    "modality",
+    "stim_site",
+    "record_site",
+    "source_file",
+    "record",
+)
+RESPONSE_ORDER = (*RESPONSE_ID_COLUMNS, *RESPONSE_COLUMNS, "status")
+
+
+def responses_table(measures: xr.Dataset) -> pd.DataFrame:
+    """Per-trace measures as the contract's ``responses.csv`` table, in clinical units.
+
+    Parameters
+    ----------
+    measures : xarray.Dataset
+        Output of :func:`ncsproc.measure` (per-trace coordinates kept).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trace, sorted by exam, study, source file and record; values rounded to
+        the column's fixed decimals, NaN where a value does not exist.
+    """
+    cols: dict[str, object] = {}
+    for name in RESPONSE_ID_COLUMNS:
+        cols[name] = np.asarray(measures[name].values)
+    for column, (var, factor, decimals) in RESPONSE_COLUMNS.items():
+        cols[column] = np.round(np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
+    cols["status"] = np.asarray(measures["status"].values).astype(str)
+    table = pd.DataFrame(cols, columns=list(RESPONSE_ORDER))
+    table = table.sort_values(["exam_id", "study", "source_file", "record"], kind="stable")
+    return table.reset_index(drop=True)
+
+
+def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a table atomically with fixed formatting (empty cells for missing values)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    decimals = {c: RESPONSE_COLUMNS[c][2] for c in table.columns if c in RESPONSE_COLUMNS}
+    out = table.copy()
+    for column, d in decimals.items():
+        out[column] = [("" if not np.isfinite(v) else f"{v:.{d}f}") for v in out[column]]
+    try:
+        out.to_csv(tmp, index=False, lineterminator="\n")
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
