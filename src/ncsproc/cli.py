@@ -117,7 +117,6 @@ def _cmd_measure(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from . import simulate
-    from .storage import write
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +126,6 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         per_pattern=args.per_pattern,
         seed=args.seed,
         dtype=args.dtype,
-        writer=write,
     )
     print(f"ncsproc simulate: {len(written)} exam files and ground truth written to {out}")
     return 0

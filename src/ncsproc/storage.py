@@ -55,7 +55,7 @@ def write(traces: xr.Dataset, path: str | os.PathLike, *, compression_level: int
         "signal": {"chunksizes": (max(1, min(n_trace, _TRACES_PER_CHUNK)), max(1, width))}
     }
     if compression_level:
-        encoding["signal"].update(zlib=True, complevel=int(compression_level))
+        encoding["signal"].update(zlib=True, complevel=int(compression_level), shuffle=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         traces.to_netcdf(tmp, engine="h5netcdf", encoding=encoding)

@@ -26,6 +26,7 @@ RESPONSE_COLUMNS: dict[str, tuple[str, float, int]] = {
     "snr_db": ("snr", 1.0, 1),
     "f_latency_ms": ("f_latency", 1e3, 3),
 }
+DEFAULT_DECIMALS = 3
 RESPONSE_ID_COLUMNS = (
     "exam_id",
     "subject_id",
@@ -66,13 +67,34 @@ def responses_table(measures: xr.Dataset) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def write_csv(table: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write a table atomically with fixed formatting (empty cells for missing values)."""
+def write_csv(
+    table: pd.DataFrame, path: str | os.PathLike, decimals: dict[str, int] | None = None
+) -> Path:
+    """Write a table atomically with fixed float formatting and empty cells for missing values.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table; its row order is kept.
+    path : path-like
+        Destination (written to a temporary file, then renamed).
+    decimals : dict, optional
+        Decimals per float column; the contract's response columns have theirs already and
+        any other float column gets :data:`DEFAULT_DECIMALS`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    decimals = {c: RESPONSE_COLUMNS[c][2] for c in table.columns if c in RESPONSE_COLUMNS}
+    fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
+    fixed.update(decimals or {})
     out = table.copy()
-    for column, d in decimals.items():
+    for column in out.columns:
+        if out[column].dtype.kind != "f":
+            continue
+        d = fixed.get(column, DEFAULT_DECIMALS)
         out[column] = [("" if not np.isfinite(v) else f"{v:.{d}f}") for v in out[column]]
     try:
         out.to_csv(tmp, index=False, lineterminator="\n")

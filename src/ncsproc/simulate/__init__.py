@@ -1,0 +1,32 @@
+"""Physiological simulator of nerve-conduction traces with exact ground truth.
+
+* :func:`response_set` - independent motor, sensory, F-wave or noise-only traces with per-trace
+  truth, for the accuracy tests of the measurement kernels;
+* :func:`exam` and :func:`cohort` - whole exams of the four anti-MAG electrodiagnostic
+  patterns (``normal``, ``distal_demyelinating``, ``cidp_like``, ``axonal``) with per-trace,
+  per-study, per-segment and per-exam truth (:class:`GroundTruth`).
+
+The model and the exact truth definitions are documented in
+:mod:`ncsproc.simulate.waveforms` (unit potentials, disturbances, truth),
+:mod:`ncsproc.simulate.population` (fibre velocities, terminal delays, block, dispersion,
+F waves) and :mod:`ncsproc.simulate.exams` (exams); the parameters, each with its source
+and status tag, are in ``patterns.toml`` (:func:`load_patterns`).
+"""
+
+from __future__ import annotations
+
+from .exams import GroundTruth, cohort, exam
+from .files import write_cohort
+from .patterns import PATTERNS, load_patterns
+from .responses import response_set
+from .truth import TRUTH_VARS
+
+__all__ = [
+    "response_set",
+    "exam",
+    "cohort",
+    "GroundTruth",
+    "load_patterns",
+    "PATTERNS",
+    "TRUTH_VARS",
+]

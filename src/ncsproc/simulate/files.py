@@ -1,0 +1,146 @@
+"""Write simulated cohorts to disk: one folder per exam and the ground truth as CSV tables.
+
+The layout follows the contract's exam grouping (one folder per exam, named by the exam id), so
+a simulated cohort is read by ``ncsproc measure`` (and later ``ncsproc extract``) exactly like
+real exam folders. Truth tables are written in clinical units with the unit in the column name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+import xarray as xr
+
+from ..tables import write_csv
+from .exams import GroundTruth, exam
+
+# SI column -> (clinical column, factor). Columns not listed are written as they are
+# (dimensionless ratios, percentages, counts, m/s, ids).
+_TIME = ("_ms", 1e3)
+_VOLT = ("_uv", 1e6)
+_AREA = ("_uvms", 1e9)
+_DIST = ("_mm", 1e3)
+CLINICAL_UNITS: dict[str, tuple[str, float]] = {
+    **{c: _TIME for c in (
+        "onset_latency", "peak_latency", "positive_peak_latency", "negative_duration",
+        "total_duration", "f_latency", "artefact_tau", "dml", "distal_duration",
+        "distal_negative_duration", "residual_latency", "terminal_delay", "snap_onset",
+        "snap_peak", "m_onset", "f_min", "f_mean", "f_max", "f_chronodispersion",
+    )},
+    **{c: _VOLT for c in (
+        "amplitude", "peak_to_peak", "f_amplitude", "noise_rms", "artefact_amplitude",
+        "mains_amplitude", "offset", "clip_level", "distal_amplitude", "snap_amplitude",
+    )},
+    **{c: _AREA for c in ("negative_area", "distal_area")},
+    **{c: _DIST for c in ("distal_distance", "distance")},
+    "drift": ("_uv_per_s", 1e6),
+    "cv": ("_m_s", 1.0),
+    "cv_max": ("_m_s", 1.0),
+    "min_cv": ("_m_s", 1.0),
+    "scv": ("_m_s", 1.0),
+}
+
+
+def to_clinical_units(table: pd.DataFrame) -> pd.DataFrame:
+    """Return a truth table with SI columns converted to clinical units and renamed."""
+    out = {}
+    for column in table.columns:
+        if column in CLINICAL_UNITS:
+            suffix, factor = CLINICAL_UNITS[column]
+            out[column + suffix] = table[column].astype(float) * factor
+        else:
+            out[column] = table[column]
+    return pd.DataFrame(out)
+
+
+def truth_traces_table(truth: xr.Dataset) -> pd.DataFrame:
+    """Per-trace truth as a table (one row per trace id), in clinical units."""
+    table = truth.reset_coords(drop=True).to_dataframe().reset_index()
+    return to_clinical_units(table)
+
+
+def write_cohort(
+    out: str | os.PathLike,
+    *,
+    patterns: Sequence[str],
+    per_pattern: int = 1,
+    seed: int = 0,
+    dtype: str = "float32",
+    writer: Callable[[xr.Dataset, Path], object] | None = None,
+    compression_level: int = 9,
+) -> list[Path]:
+    """Simulate exams and write them as exam folders plus ground-truth tables.
+
+    Parameters
+    ----------
+    out : path-like
+        Output folder. Each exam goes to ``out/<exam_id>/<exam_id>.h5``; the truth to
+        ``out/truth_traces.csv``, ``truth_studies.csv``, ``truth_segments.csv`` and
+        ``truth_exams.csv``.
+    patterns : sequence of str
+        Patterns to simulate, ``per_pattern`` exams each, in this order.
+    per_pattern : int
+        Exams per pattern.
+    seed : int
+        Cohort seed; exam ``i`` (0-based, in order) uses ``SeedSequence(seed)``'s child ``i``,
+        as :func:`ncsproc.simulate.cohort` does.
+    dtype : {"float32", "float64"}
+        Sample type of the written files.
+    writer : callable, optional
+        ``writer(traces, path)``; default :func:`ncsproc.storage.write`.
+    compression_level : int
+        gzip level of the native files.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The exam files written.
+    """
+    import numpy as np
+
+    from ..storage import write
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    children = np.random.SeedSequence(seed).spawn(len(patterns) * per_pattern)
+    written, truths = [], []
+    index = 0
+    for pattern in patterns:
+        for _ in range(per_pattern):
+            exam_id, subject_id = f"EX{index + 1:04d}", f"SIM{index + 1:04d}"
+            traces, truth = exam(
+                pattern, seed=children[index], exam_id=exam_id, subject_id=subject_id, dtype=dtype
+            )
+            folder = out / exam_id
+            folder.mkdir(exist_ok=True)
+            path = folder / f"{exam_id}.h5"
+            rel = path.relative_to(out).as_posix()
+            traces = traces.assign_coords(
+                source_file=("trace", [rel] * traces.sizes["trace"], traces.source_file.attrs)
+            )
+            if writer is None:
+                write(traces, path, compression_level=compression_level)
+            else:
+                writer(traces, path)
+            written.append(path)
+            truths.append(truth)
+            index += 1
+    truth = GroundTruth.concat(truths)
+    write_csv(truth_traces_table(truth.traces), out / "truth_traces.csv", decimals=_DECIMALS)
+    for name in ("studies", "segments", "exams"):
+        table = to_clinical_units(getattr(truth, name))
+        write_csv(table, out / f"truth_{name}.csv", decimals=_DECIMALS)
+    return written
+
+
+# Truth is exact: keep enough decimals that a comparison is never limited by the file.
+_DECIMALS = {
+    **{c + s: 6 for c, (s, _) in CLINICAL_UNITS.items()},
+    "tli": 6,
+    "age": 2,
+    "height": 2,
+    "temperature": 2,
+}
