@@ -43,27 +43,26 @@ class Reader:
     load: Callable[[Path], xr.Dataset]
 
 
-def _sniff_native(path: Path) -> str | None:
-    from ..storage import is_hdf5
+# Built-in readers, in detection order: each module ``ncsproc.formats.<name>`` defines
+# ``READER`` (a :class:`Reader`). Order matters only when two formats could claim one file;
+# content sniffing (magic bytes, structure) keeps that rare.
+_BUILTIN_MODULES = ("native",)
 
-    return None if is_hdf5(path) else "no HDF5 signature at byte 0"
-
-
-def _load_native(path: Path) -> xr.Dataset:
-    from ..storage import read_native
-
-    return read_native(path)
+READERS: dict[str, Reader] = {}
 
 
-READERS: dict[str, Reader] = {
-    "ncsproc-hdf5": Reader(
-        name="ncsproc-hdf5",
-        description="native ncsproc trace set (HDF5, netCDF4 layout)",
-        extensions=(".h5", ".hdf5", ".nc"),
-        sniff=_sniff_native,
-        load=_load_native,
-    ),
-}
+def _register_builtins() -> None:
+    import importlib
+
+    for module_name in _BUILTIN_MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        reader = module.READER
+        if reader.name in READERS:
+            raise RuntimeError(f"reader name {reader.name!r} registered twice")
+        READERS[reader.name] = reader
+
+
+_register_builtins()
 
 
 def list_formats() -> list[Reader]:

@@ -1,0 +1,30 @@
+"""The native ncsproc file (HDF5, netCDF4 layout), registered like every other format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import xarray as xr
+
+from . import Reader
+
+
+def _sniff(path: Path) -> str | None:
+    from ..storage import is_hdf5
+
+    return None if is_hdf5(path) else "no HDF5 signature at byte 0"
+
+
+def _load(path: Path) -> xr.Dataset:
+    from ..storage import read_native
+
+    return read_native(path)
+
+
+READER = Reader(
+    name="ncsproc-hdf5",
+    description="native ncsproc trace set (HDF5, netCDF4 layout)",
+    extensions=(".h5", ".hdf5", ".nc"),
+    sniff=_sniff,
+    load=_load,
+)
