@@ -33,7 +33,14 @@ class Reader:
         ``sniff(path) -> str | None``: None when the file looks like this format, otherwise
         the reason it does not. Must be cheap and never raise.
     load : callable
-        ``load(path) -> xarray.Dataset`` returning a valid trace set.
+        ``load(path) -> xarray.Dataset``: a valid trace set (``kind="traces"``) or a results
+        Dataset (``kind="results"``, e.g. QTRAC threshold tracking, read by its own function).
+    example : callable
+        ``example(folder) -> Path``: writes (or copies) a small valid file of this format into
+        ``folder`` and returns its path. The shared conformance and fuzz suites run on it, so
+        every registered reader is tested the same way.
+    kind : {"traces", "results"}
+        ``read`` returns trace sets only; a results file gets a message naming its function.
     """
 
     name: str
@@ -41,6 +48,8 @@ class Reader:
     extensions: tuple[str, ...]
     sniff: Callable[[Path], str | None]
     load: Callable[[Path], xr.Dataset]
+    example: Callable[[Path], Path]
+    kind: str = "traces"
 
 
 # Built-in readers, in detection order: each module ``ncsproc.formats.<name>`` defines

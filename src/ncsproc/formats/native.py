@@ -21,10 +21,19 @@ def _load(path: Path) -> xr.Dataset:
     return read_native(path)
 
 
+def _example(folder: Path) -> Path:
+    from ..simulate import response_set
+    from ..storage import write
+
+    traces, _ = response_set("motor", 3, seed=0, dtype="float32")
+    return write(traces, Path(folder) / "example.h5")
+
+
 READER = Reader(
     name="ncsproc-hdf5",
     description="native ncsproc trace set (HDF5, netCDF4 layout)",
     extensions=(".h5", ".hdf5", ".nc"),
     sniff=_sniff,
     load=_load,
+    example=_example,
 )
