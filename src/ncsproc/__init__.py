@@ -24,9 +24,13 @@ _LAZY = {
     "read": "ncsproc.formats",
     "list_formats": "ncsproc.formats",
     "write": "ncsproc.storage",
+    "write_edf": "ncsproc.formats.edf",
     "read_native": "ncsproc.storage",
     "open_trace_set": "ncsproc.storage",
     "measure": "ncsproc.measure",
+    "read_qtrac": "ncsproc.formats.qtrac",
+    "cmap_scan": "ncsproc.formats.qtrac",
+    "write_dicom": "ncsproc.formats.dicom",
 }
 _SUBMODULES = {"simulate", "schema", "storage", "errors", "formats", "kernels"}
 

@@ -381,7 +381,12 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
         )
     if "nerve" in present:
         nv = present["nerve"].astype(str)
-        bad("nerve", np.array([n == "" or n != n.lower() for n in nv], dtype=bool), "must be lower case")
+        bad(
+            "nerve",
+            np.array([n == "" for n in nv], dtype=bool),
+            "is empty; the file does not say which nerve: give it in a sidecar <file>.json",
+        )
+        bad("nerve", np.array([n != n.lower() for n in nv], dtype=bool), "must be lower case")
     for name in ("distance", "stim_intensity", "stim_duration", "highpass", "lowpass", "age", "height"):
         if name in present:
             bad(name, present[name] < 0, "must be >= 0 or NaN")

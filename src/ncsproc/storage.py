@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .errors import FormatError
+from .errors import FormatError, SchemaError
 from .schema import SCHEMA, select, validate_trace_set
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -133,14 +133,25 @@ def read_native(
     xarray.Dataset
         The (partial) trace set, validated.
     """
+    name = Path(path).name
     with open_trace_set(path) as lazy:
         part = lazy
         if traces is not None:
             part = part.isel(trace=traces)
         if criteria:
             part = select(part, **criteria)
-        ds = part.load()
-    for name in ds.variables:
-        ds[name].encoding = {}
-    validate_trace_set(ds, source=Path(path).name)
+        try:
+            ds = part.load()
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            # h5py raises these for damaged chunks, failed decompression or bad attributes
+            raise FormatError(
+                f"{name}: damaged native ncsproc file, samples cannot be read "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
+    for var in ds.variables:
+        ds[var].encoding = {}
+    try:
+        validate_trace_set(ds, source=name)
+    except SchemaError as exc:
+        raise FormatError(f"{name}: not a valid trace set: {exc}") from exc
     return ds
