@@ -13,18 +13,34 @@ from pathlib import Path
 
 from ._version import __version__
 
-TRACE_FILE_SUFFIXES = (".h5", ".hdf5", ".nc")
+
+
+def _trace_suffixes() -> tuple[str, ...]:
+    """File extensions of every registered trace-set reader (sidecars are not inputs)."""
+    from .formats import READERS
+
+    return tuple(sorted({e for r in READERS.values() if r.kind == "traces" for e in r.extensions}))
 
 
 def _collect_files(paths: Sequence[str], suffixes: Iterable[str]) -> list[tuple[Path, Path]]:
-    """Expand files and folders (recursively) into (file, root) pairs, sorted and unique."""
+    """Expand files and folders (recursively) into (file, root) pairs, sorted and unique.
+
+    Inside folders, only files that a trace reader recognises by content are taken (a folder
+    of exams also holds sidecars, notes and tables); a file named explicitly is always taken,
+    so a damaged one is reported rather than skipped.
+    """
+    from .formats import detect
+
     suffixes = tuple(suffixes)
     found: dict[Path, Path] = {}
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             for f in sorted(p.rglob("*")):
-                if f.is_file() and f.suffix.lower() in suffixes and not f.name.startswith("."):
+                if not (f.is_file() and f.suffix.lower() in suffixes) or f.name.startswith("."):
+                    continue
+                accepted, _ = detect(f)
+                if any(r.kind == "traces" for r in accepted):
                     found.setdefault(f.resolve(), p)
         elif p.is_file():
             found.setdefault(p.resolve(), p.parent)
@@ -57,7 +73,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from .formats import read
 
     failed = 0
-    for path, _root in _collect_files(args.paths, TRACE_FILE_SUFFIXES):
+    for path, _root in _collect_files(args.paths, _trace_suffixes()):
         try:
             ds = read(path)
         except Exception as exc:  # report and go on with the next file
@@ -82,7 +98,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     from .measures import measure
     from .tables import responses_table, write_csv
 
-    files = _collect_files(args.paths, TRACE_FILE_SUFFIXES)
+    files = _collect_files(args.paths, _trace_suffixes())
     if not files:
         print("ncsproc measure: no trace files found", file=sys.stderr)
         return 2
@@ -126,8 +142,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         per_pattern=args.per_pattern,
         seed=args.seed,
         dtype=args.dtype,
+        file_format=args.format,
     )
-    print(f"ncsproc simulate: {len(written)} exam files and ground truth written to {out}")
+    print(f"ncsproc simulate: {len(written)} files and the ground truth written to {out}")
     return 0
 
 
@@ -160,8 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "simulate",
         help="write a simulated cohort with exact ground truth",
-        description="Write one native trace file per simulated exam and the ground truth "
-        "tables (truth_traces.csv, truth_studies.csv, truth_segments.csv, truth_exams.csv).",
+        description="Write one folder per simulated exam (EDF+D files by default) and the "
+        "ground truth tables (truth_traces.csv, truth_studies.csv, truth_segments.csv, "
+        "truth_exams.csv).",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -173,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-pattern", type=int, default=1, help="exams per pattern (default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument(
+        "--format",
+        choices=["edf", "hdf5"],
+        default="edf",
+        help="edf: EDF+D per study (default); hdf5: one native file per exam",
+    )
     p.set_defaults(func=_cmd_simulate)
     return parser
 

@@ -8,7 +8,7 @@ real exam folders. Truth tables are written in clinical units with the unit in t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -69,15 +69,14 @@ def write_cohort(
     per_pattern: int = 1,
     seed: int = 0,
     dtype: str = "float32",
-    writer: Callable[[xr.Dataset, Path], object] | None = None,
-    compression_level: int = 9,
+    file_format: str = "edf",
 ) -> list[Path]:
     """Simulate exams and write them as exam folders plus ground-truth tables.
 
     Parameters
     ----------
     out : path-like
-        Output folder. Each exam goes to ``out/<exam_id>/<exam_id>.h5``; the truth to
+        Output folder. Each exam goes to the folder ``out/<exam_id>/``; the truth to
         ``out/truth_traces.csv``, ``truth_studies.csv``, ``truth_segments.csv`` and
         ``truth_exams.csv``.
     patterns : sequence of str
@@ -89,20 +88,23 @@ def write_cohort(
         as :func:`ncsproc.simulate.cohort` does.
     dtype : {"float32", "float64"}
         Sample type of the written files.
-    writer : callable, optional
-        ``writer(traces, path)``; default :func:`ncsproc.storage.write`.
-    compression_level : int
-        gzip level of the native files.
+    file_format : {"edf", "hdf5"}
+        ``"edf"``: one EDF+D file per study, ``<exam_id>/<study>.edf`` with its JSON sidecar
+        (16-bit samples, the open export format); ``"hdf5"``: one native file per exam,
+        ``<exam_id>/<exam_id>.h5`` (exact samples, gzip level 9).
 
     Returns
     -------
     list of pathlib.Path
-        The exam files written.
+        The files written.
     """
     import numpy as np
 
+    from ..formats.edf import write_edf
     from ..storage import write
 
+    if file_format not in ("edf", "hdf5"):
+        raise ValueError(f"file_format must be 'edf' or 'hdf5', got {file_format!r}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     children = np.random.SeedSequence(seed).spawn(len(patterns) * per_pattern)
@@ -114,18 +116,16 @@ def write_cohort(
             traces, truth = exam(
                 pattern, seed=children[index], exam_id=exam_id, subject_id=subject_id, dtype=dtype
             )
-            folder = out / exam_id
-            folder.mkdir(exist_ok=True)
-            path = folder / f"{exam_id}.h5"
-            rel = path.relative_to(out).as_posix()
-            traces = traces.assign_coords(
-                source_file=("trace", [rel] * traces.sizes["trace"], traces.source_file.attrs)
-            )
-            if writer is None:
-                write(traces, path, compression_level=compression_level)
+            if file_format == "edf":
+                written.extend(write_edf(traces, out))
             else:
-                writer(traces, path)
-            written.append(path)
+                path = out / exam_id / f"{exam_id}.h5"
+                path.parent.mkdir(exist_ok=True)
+                rel = path.relative_to(out).as_posix()
+                traces = traces.assign_coords(
+                    source_file=("trace", [rel] * traces.sizes["trace"], traces.source_file.attrs)
+                )
+                written.append(write(traces, path, compression_level=9))
             truths.append(truth)
             index += 1
     truth = GroundTruth.concat(truths)
