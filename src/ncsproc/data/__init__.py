@@ -1,0 +1,1 @@
+"""Versioned data files shipped with ncsproc: normal limits, criteria and pattern rules (TOML)."""
