@@ -27,12 +27,14 @@ _LAZY = {
     "write_edf": "ncsproc.formats.edf",
     "read_native": "ncsproc.storage",
     "open_trace_set": "ncsproc.storage",
-    "measure": "ncsproc.measure",
+    "measure": "ncsproc.measures",
     "read_qtrac": "ncsproc.formats.qtrac",
     "cmap_scan": "ncsproc.formats.qtrac",
     "write_dicom": "ncsproc.formats.dicom",
 }
-_SUBMODULES = {"simulate", "schema", "storage", "errors", "formats", "kernels"}
+_SUBMODULES = {
+    "errors", "features", "formats", "kernels", "measures", "schema", "simulate", "storage", "tables",
+}
 
 __all__ = ["__version__", *sorted(_LAZY), "simulate"]
 

@@ -17,7 +17,9 @@ motor (median-like CMAP, stimulated at the wrist, recorded from APB)
     RMS, sweep 20 ms, artefact 1-20 mV with tau 0.05-0.3 ms.
 sensory (antidromic median digit II SNAP)
     onset 1.5-4 ms; cv_max 40-65 m/s (distance = cv_max x onset); 150-300 fibres; velocity SD
-    6-12 %; negative lobe 0.7-1.3 ms; 30 % with an initial positivity (0.2-0.4 ms, 10-30 %).
+    6-12 %; negative lobe 0.7-1.3 ms; antidromic SNAPs are negative-first, so none has an
+    initial positivity unless ``initial_positivity`` (a probability) asks for the
+    orthodromic shape (0.2-0.4 ms, 10-30 % of the negative lobe).
     Amplitude 3-60 uV, noise 0.2-1.5 uV RMS (post-averaging), sweep 10 ms, artefact
     0.1-2 mV with tau 0.03-0.1 ms.
 fwave (ulnar ADM, stimulated at the wrist)
@@ -132,13 +134,13 @@ def _fits(tr: dict, sweep: float) -> bool:
     return end <= sweep - 1e-3
 
 
-def _sensory_trace(rng, target_amp):
+def _sensory_trace(rng, target_amp, p_initial_positivity):
     cv_max = draw(rng, (40.0, 65.0))
     onset = draw(rng, (1.5e-3, 4e-3))
     d = cv_max * onset
     n = int(rng.integers(150, 301))
     sd = draw(rng, (0.06, 0.12))
-    init = bool(rng.uniform() < 0.3)
+    init = bool(rng.uniform() < p_initial_positivity)
     shapes = draw_unit_shapes(
         rng, n, t_neg=draw(rng, (0.7e-3, 1.3e-3)), t_pos_ratio=draw(rng, (1.2, 2.0)),
         pos_ratio=draw(rng, (0.2, 0.5)),
@@ -213,6 +215,7 @@ def response_set(
     offset=0.0,
     clip: float | None = None,
     dtype: str = "float64",
+    initial_positivity: float = 0.0,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Simulate ``n_traces`` independent responses of one kind, with their exact truth.
 
@@ -252,6 +255,10 @@ def response_set(
         Amplifier saturation level (V); the signal is limited to ``[-clip, clip]``.
     dtype : {"float64", "float32"}
         dtype of ``signal`` (the simulation itself is float64).
+    initial_positivity : float
+        Probability that a sensory response starts with a small positive lobe, as orthodromic
+        recordings do (0, the default, for the antidromic SNAPs simulated here). The truth
+        onset is then the start of that lobe, which may lie below the noise.
 
     Returns
     -------
@@ -294,7 +301,7 @@ def response_set(
         elif kind == "sensory":
             target = draw(rng, amp_spec, log=True)
             for _attempt in range(100):
-                resp, dist, init, tr = _sensory_trace(rng, target)
+                resp, dist, init, tr = _sensory_trace(rng, target, initial_positivity)
                 if _fits(tr, sweep):
                     break
             responses.append(resp)
