@@ -43,6 +43,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import SchemaError
+from ..schema import TRACE_COORDS
 
 __all__ = [
     "StudyFeatures",
@@ -65,17 +66,8 @@ MEASURE_VARS = (
     "snr",
     "f_latency",
 )
-_STR_COORDS = (
-    "exam_id",
-    "subject_id",
-    "study",
-    "nerve",
-    "side",
-    "modality",
-    "stim_site",
-    "record_site",
-    "source_file",
-)
+# the trace set's string coordinates, from the schema's own table
+_STR_COORDS = tuple(c.name for c in TRACE_COORDS if c.kind == "str" and c.name != "trace")
 _FLOAT_COORDS = ("distance", "highpass", "lowpass", "temperature", "age", "height")
 
 SITE_RANK: dict[str, int] = {

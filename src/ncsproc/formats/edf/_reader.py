@@ -52,6 +52,14 @@ DEFAULT_WINDOW_FWAVE = (-0.005, 0.100)
 # --------------------------------------------------------------------------------------------
 
 
+# Per-trace fields an EDF reader collects for each trace (the rest come from read(): sidecar,
+# exam folder).
+_PER_TRACE_KEYS = (
+    "sampling_rate", "t_start", "study", "nerve", "side", "modality", "stim_site",
+    "record_site", "distance", "stim_intensity", "stim_duration", "highpass", "lowpass",
+    "temperature", "record", "trace",
+)
+
 def _voltage_factor(sig: Signal) -> float | None:
     try:
         return float(unit_factor("voltage", sig.dimension))
@@ -240,24 +248,7 @@ def read_edf_ncs(path) -> xr.Dataset:
         [],
         {
             k: []
-            for k in (
-                "sampling_rate",
-                "t_start",
-                "study",
-                "nerve",
-                "side",
-                "modality",
-                "stim_site",
-                "record_site",
-                "distance",
-                "stim_intensity",
-                "stim_duration",
-                "highpass",
-                "lowpass",
-                "temperature",
-                "record",
-                "trace",
-            )
+            for k in _PER_TRACE_KEYS
         },
     )
     decoded = []
@@ -400,24 +391,7 @@ def read_edf_continuous(path) -> xr.Dataset:
         [],
         {
             k: []
-            for k in (
-                "sampling_rate",
-                "t_start",
-                "study",
-                "nerve",
-                "side",
-                "modality",
-                "stim_site",
-                "record_site",
-                "distance",
-                "stim_intensity",
-                "stim_duration",
-                "highpass",
-                "lowpass",
-                "temperature",
-                "record",
-                "trace",
-            )
+            for k in _PER_TRACE_KEYS
         },
     )
     several = len(volts) > 1
