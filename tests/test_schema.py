@@ -127,3 +127,10 @@ def test_concat_many_files_with_different_rates_and_widths(make_traces):
     xr.testing.assert_equal(c.isel(trace=[2, 3]).drop_attrs(), b.drop_attrs())
     with pytest.raises(SchemaError, match="not unique"):
         concat_trace_sets([a, a])
+
+
+def test_concat_keeps_optional_coordinates_that_some_sets_lack(make_traces):
+    a = make_traces(exam_id="E1")
+    b = make_traces(exam_id="E2").pipe(lambda d: d.assign_coords(exam_date=("trace", ["2019", "2019"])))
+    c = concat_trace_sets([a, b])
+    assert list(c.exam_date.values) == ["", "", "2019", "2019"]

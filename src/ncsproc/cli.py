@@ -198,6 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="edf: EDF+D per study (default); hdf5: one native file per exam",
     )
     p.set_defaults(func=_cmd_simulate)
+
+    from .registry.cli import add_registry_parser
+
+    add_registry_parser(sub)
     return parser
 
 

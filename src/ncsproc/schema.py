@@ -504,8 +504,20 @@ def concat_trace_sets(sets: Sequence[xr.Dataset], *, validate: bool = True) -> x
         raise SchemaError("concat_trace_sets needs at least one trace set")
     width = max(s.sizes["sample"] for s in sets)
     dtype = np.result_type(*[s["signal"].dtype for s in sets])
+    # optional string coordinates (beyond the contract, e.g. exam_date) that only some sets
+    # carry are kept, empty where a set does not say
+    required = set(COORDS_BY_NAME)
+    optional = {
+        name: s[name].attrs
+        for s in sets
+        for name in s.coords
+        if name not in required and s[name].dims == ("trace",) and s[name].dtype.kind in "OUS"
+    }
     padded = []
     for s in sets:
+        missing = {n: ("trace", [""] * s.sizes["trace"], a) for n, a in optional.items() if n not in s.coords}
+        if missing:
+            s = s.assign_coords(missing)
         extra = width - s.sizes["sample"]
         if extra:
             s = s.pad(sample=(0, extra), constant_values=np.nan)

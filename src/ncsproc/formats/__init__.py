@@ -3,8 +3,9 @@
 Every reader is registered explicitly in :data:`READERS`. :func:`read` picks a reader by
 content (magic bytes, structure) before extension, and when nothing fits it says which
 readers were tried and why each declined. It then completes the trace set from a sidecar
-(``<file>.json``, see :mod:`ncsproc.formats._sidecar`) and validates it, for every reader
-alike.
+(``<file>.json``, see :mod:`ncsproc.formats._sidecar`), applies the privacy boundary (a reader's
+``identity`` hook: the patient identifier becomes a keyed pseudonym or nothing, the exam date is
+reduced; see :mod:`ncsproc.privacy`) and validates it, for every reader alike.
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ class Reader:
     function : str, optional
         The public function that reads this format, named in messages (for a results reader,
         e.g. ``"ncsproc.read_qtrac"``). Default ``ncsproc.read_<module name>``.
+    identity : callable, optional
+        ``identity(path) -> dict | None``: the identifying facts of the file's header that
+        :func:`read` needs and never stores: ``{"patient_id": str | None, "exam_date":
+        datetime.date | None}``. Called after ``load`` succeeded; tolerant (an unparsable field
+        is None). ``patient_id`` becomes a keyed pseudonym (``subject_id``) only through
+        :func:`read`'s ``pseudonymizer``; ``exam_date`` becomes the optional ``exam_date``
+        coordinate, reduced to ``read``'s ``date_precision``. None for formats without them.
     """
 
     name: str
@@ -70,6 +78,7 @@ class Reader:
     identifying: tuple[str, ...] = ()
     sidecar_keys: tuple[str, ...] = ()
     function: str | None = None
+    identity: Callable[[Path], dict | None] | None = None
 
     @property
     def function_name(self) -> str:
@@ -135,7 +144,13 @@ def detect(path: str | os.PathLike) -> tuple[list[Reader], list[str]]:
     return accepted, reasons
 
 
-def read(path: str | os.PathLike, format: str | None = None) -> xr.Dataset:
+def read(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    pseudonymizer=None,
+    date_precision: str = "year",
+) -> xr.Dataset:
     """Read any supported file into a trace set.
 
     Parameters
@@ -144,13 +159,24 @@ def read(path: str | os.PathLike, format: str | None = None) -> xr.Dataset:
         The file.
     format : str, optional
         A registry name (see ``ncsproc formats``) to skip detection.
+    pseudonymizer : ncsproc.privacy.Pseudonymizer, optional
+        The centre's keyed pseudonymizer (:func:`ncsproc.privacy.pseudonymizer_from`). With
+        it, traces whose ``subject_id`` neither the file's metadata nor the sidecar gives get
+        the pseudonym of the patient identifier in the file's header (when the header has one).
+        Without it, nothing is derived from the identifier: ``subject_id`` stays as the sidecar
+        gives it, or empty.
+    date_precision : {"year", "none", "month", "day"}
+        How much of the exam date (header, else the sidecar's ``exam_date``) the optional
+        ``exam_date`` coordinate keeps: ``"2024"``, ``""``, ``"2024-03"`` or ``"2024-03-15"``.
 
     Returns
     -------
     xarray.Dataset
         A valid trace set. What the file does not say comes from its sidecar ``<file>.json``
         when there is one; ``exam_id``, when neither says, is the name of the folder holding
-        the file (the contract's one-folder-per-exam rule).
+        the file (the contract's one-folder-per-exam rule). It has an ``exam_date``
+        coordinate (partial ISO date, "" when unknown). No name, birth date, patient
+        identifier or free-text header field is ever in it.
 
     Raises
     ------
@@ -161,8 +187,13 @@ def read(path: str | os.PathLike, format: str | None = None) -> xr.Dataset:
         the file holds results rather than traces (the message names the function to use).
     FormatError
         The recognised reader found the file damaged or inconsistent, the sidecar contradicts
-        the file, or facts the trace set needs are missing from both.
+        the file, facts the trace set needs are missing from both, or a ``subject_id`` given
+        for the file is its raw patient identifier.
     """
+    from ..privacy import DATE_PRECISIONS
+
+    if date_precision not in DATE_PRECISIONS:
+        raise ValueError(f"date_precision {date_precision!r}, expected one of {DATE_PRECISIONS}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
@@ -193,7 +224,7 @@ def read(path: str | os.PathLike, format: str | None = None) -> xr.Dataset:
         except FormatError as exc:
             failures.append((reader, exc))
             continue
-        return _complete(ds, path, reader)
+        return _complete(ds, path, reader, pseudonymizer, date_precision)
     if len(failures) == 1:
         raise failures[0][1]
     raise FormatError(
@@ -202,8 +233,10 @@ def read(path: str | os.PathLike, format: str | None = None) -> xr.Dataset:
     )
 
 
-def _complete(ds: xr.Dataset, path: Path, reader: Reader) -> xr.Dataset:
-    """Sidecar, default exam id and study, trace ids, validation: the same for every reader."""
+def _complete(
+    ds: xr.Dataset, path: Path, reader: Reader, pseudonymizer=None, date_precision: str = "year"
+) -> xr.Dataset:
+    """Sidecar, default ids, privacy, validation: the same for every reader."""
     from ..schema import append_history, validate_trace_set
     from ._sidecar import apply_sidecar, load_sidecar
 
@@ -216,6 +249,7 @@ def _complete(ds: xr.Dataset, path: Path, reader: Reader) -> xr.Dataset:
         ds = apply_sidecar(ds, data, side, path.name, reader.sidecar_keys)
     if old_exam is not None and old_study is not None:
         ds = _default_ids(ds, path, old_exam, old_study)
+    ds = _apply_identity(ds, path, reader, data, pseudonymizer, date_precision)
     unknown = [
         name
         for name in ("side", "nerve", "modality")
@@ -276,4 +310,83 @@ def _default_ids(
         study=("trace", study, attrs["study"]),
     )
     ds = ds.assign_coords(trace=("trace", ids, attrs["trace"]))
+    return ds
+
+
+EXAM_DATE_ATTRS = {
+    "long_name": "exam date, reduced to the precision read() was asked for "
+    "(partial ISO 8601: YYYY, YYYY-MM or YYYY-MM-DD; empty when unknown)"
+}
+
+
+def _apply_identity(
+    ds: xr.Dataset, path: Path, reader: Reader, sidecar: dict | None, pseudonymizer, precision: str
+) -> xr.Dataset:
+    """The privacy boundary: pseudonymous ``subject_id`` and a reduced ``exam_date``.
+
+    The raw identifier lives only in this function's locals; messages never quote it.
+    """
+    from ..privacy import dates_agree, normalize_identifier, parse_partial_date, reduce_date
+    from ..schema import append_history
+
+    name = path.name
+    ident = (reader.identity(path) if reader.identity is not None else None) or {}
+    patient = normalize_identifier(ident.get("patient_id"))
+    file_date = ident.get("exam_date")
+
+    subject = np.asarray(ds["subject_id"].values).astype(str).astype(object)
+    if patient is not None:
+        given = [i for i, s in enumerate(subject) if s and normalize_identifier(s) == patient]
+        if given:
+            raise FormatError(
+                f"{name}: the subject_id given for this file (sidecar or file metadata) is the "
+                "patient identifier of the file's header; a subject_id must be pseudonymous: "
+                "remove it and pass a pseudonym key (NCSPROC_PSEUDONYM_KEY or --key-file) so that "
+                "ncsproc derives one"
+            )
+    steps = []
+    if pseudonymizer is not None and patient is not None and (subject == "").any():
+        pseudonym = pseudonymizer.pseudonym(patient)
+        subject[subject == ""] = pseudonym
+        ds = ds.assign_coords(subject_id=("trace", subject, dict(ds["subject_id"].attrs)))
+        steps.append(
+            f"subject_id pseudonymised (HMAC-SHA256 of the header's patient identifier, "
+            f"key id {pseudonymizer.key_id})"
+        )
+
+    side_date = None
+    if sidecar is not None and "exam_date" in sidecar:
+        raw = sidecar["exam_date"]
+        try:
+            if not isinstance(raw, str):
+                raise ValueError("not a string")
+            parse_partial_date(raw)
+        except ValueError:
+            raise FormatError(
+                f"{name}: sidecar key 'exam_date' must be an ISO date string "
+                "(\"YYYY-MM-DD\", \"YYYY-MM\" or \"YYYY\")"
+            ) from None
+        side_date = raw.strip() or None
+    if file_date is not None and side_date is not None and not dates_agree(file_date, side_date):
+        raise FormatError(
+            f"{name}: the sidecar's exam_date does not agree with the exam date of the file's "
+            "header; a sidecar may only add what the file does not give"
+        )
+    date = file_date if file_date is not None else side_date
+    n = ds.sizes["trace"]
+    if date is not None:
+        values = np.array([reduce_date(date, precision)] * n, dtype=object)
+    elif "exam_date" in ds.variables:  # a native file keeps its (already reduced) dates
+        values = np.array(
+            [reduce_date(v, precision) for v in np.asarray(ds["exam_date"].values).astype(str)],
+            dtype=object,
+        )
+    elif reader.identity is not None:  # every reader with header facts gives the coordinate
+        values = np.array([""] * n, dtype=object)
+    else:  # a native file without dates stays as it was written
+        values = None
+    if values is not None:
+        ds = ds.assign_coords(exam_date=("trace", values, dict(EXAM_DATE_ATTRS)))
+    for step in steps:
+        ds = append_history(ds, step)
     return ds

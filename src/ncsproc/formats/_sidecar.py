@@ -308,6 +308,9 @@ def normalize_record_site(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 FREE_KEYS = ("comment", "description")
+# File-level facts that are not trace-set coordinates; ncsproc.read applies them itself
+# (``exam_date``: partial ISO date, reduced to read's date_precision; the file's date wins).
+IDENTITY_KEYS = ("exam_date",)
 # Coordinates a sidecar may give. `trace`, `n_samples`, `record` and `source_file` describe
 # the file's own structure and are never taken from a sidecar.
 SIDECAR_COORDS = tuple(
@@ -386,13 +389,14 @@ def _all_keys(data) -> Iterable[str]:
 
 def check_keys(data: Mapping, side: Path, allowed: Iterable[str]) -> None:
     """Refuse keys that no one reads (typos), naming the accepted ones."""
-    allowed = set(SIDECAR_COORDS) | set(FREE_KEYS) | set(allowed) | {"records"}
+    allowed = set(SIDECAR_COORDS) | set(FREE_KEYS) | set(IDENTITY_KEYS) | set(allowed) | {"records"}
     unknown = sorted(k for k in data if k not in allowed and not str(k).startswith("_"))
     if unknown:
+        own = set(allowed) - set(SIDECAR_COORDS) - set(FREE_KEYS) - set(IDENTITY_KEYS) - {"records"}
         raise FormatError(
             f"{side.name}: unknown key(s) {unknown}; a sidecar accepts trace-set coordinates "
-            f"{sorted(SIDECAR_COORDS)}, 'records', free notes ('comment', '_...') and this "
-            f"reader's keys {sorted(set(allowed) - set(SIDECAR_COORDS) - set(FREE_KEYS) - {'records'})}"
+            f"{sorted(SIDECAR_COORDS)}, 'records', 'exam_date', free notes ('comment', '_...') and "
+            f"this reader's keys {sorted(own)}"
         )
 
 

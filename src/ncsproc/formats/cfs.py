@@ -744,6 +744,27 @@ def _example(folder: str | os.PathLike) -> Path:
     )
 
 
+def _identity(path: str | os.PathLike) -> dict:
+    """The exam date from the file header's date (``dd/mm/yy``, the day CED Signal wrote the
+    file; yy 80-99 is 19yy, 00-79 is 20yy), for ``ncsproc.read``'s date reduction. CFS has no
+    patient identifier field: the free-text comment is never used."""
+    import datetime as _dt
+    import re
+
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD.size)
+    date = None
+    if len(head) == _HEAD.size:
+        m = re.fullmatch(r"(\d{2})/(\d{2})/(\d{2})", _fixed(_HEAD.unpack_from(head, 0)[4]))
+        if m:
+            day, month, yy = (int(g) for g in m.groups())
+            try:
+                date = _dt.date(1900 + yy if yy >= 80 else 2000 + yy, month, day)
+            except ValueError:
+                date = None
+    return {"patient_id": None, "exam_date": date}
+
+
 def _sniff(path: Path) -> str | None:
     try:
         with open(path, "rb") as fh:
@@ -764,4 +785,5 @@ READER = Reader(
     example=_example,
     identifying=("Doe Jane", "DOEJANE", "04/03/1970"),
     function="ncsproc.read",
+    identity=_identity,
 )

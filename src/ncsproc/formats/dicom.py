@@ -375,6 +375,32 @@ def _age(ds, name: str) -> float:
     return float("nan")
 
 
+def _exam_date(ds) -> _dt.date | None:
+    for keyword in ("StudyDate", "AcquisitionDateTime", "ContentDate", "SeriesDate"):
+        exam = _parse_da(str(ds.get(keyword, "") or ""))
+        if exam:
+            return exam
+    return None
+
+
+@_quiet
+def _identity(path: str | os.PathLike) -> dict:
+    """``PatientID`` and the exam date (StudyDate, else AcquisitionDateTime, ContentDate,
+    SeriesDate), for ``ncsproc.read``'s privacy step only: the identifier is pseudonymised or
+    dropped there, never stored. Other patient attributes (name, birth date, other IDs) are
+    never used."""
+    ds = _dcmread(Path(path))
+    try:
+        patient = str(ds.get("PatientID", "") or "").strip() or None
+    except Exception:  # an unreadable value is no identifier
+        patient = None
+    try:
+        date = _exam_date(ds)
+    except Exception:
+        date = None
+    return {"patient_id": patient, "exam_date": date}
+
+
 def _annotations(ds, name: str) -> dict[tuple[int, int], dict]:
     """ncsproc's per-group annotations: {(group, channel or 0): facts}."""
     out = {}
@@ -841,4 +867,5 @@ READER = Reader(
     example=_example,
     identifying=("Doe^Jane", "Jane", "PID-0123456", "19700304", "MRN-7654321", "Example Street"),
     function="ncsproc.read",
+    identity=_identity,
 )

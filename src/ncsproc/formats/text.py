@@ -66,6 +66,9 @@ STRUCTURE_KEYS = (
 _DESCRIBES_TABLE = ("dialect", "layout", "units", "sample_interval", "time_column", "sampling_rate")
 DIALECT_KEYS = STRUCTURE_KEYS + SIDECAR_COORDS + ("signature", "description")
 LAYOUTS = ("columns", "rows", "long")
+# header_fields targets that never enter the trace set: ncsproc.read pseudonymises the patient
+# identifier (or drops it) and reduces the exam date (see _identity).
+IDENTITY_FIELDS = ("patient_id", "exam_date")
 MAX_BYTES = 256 * 1024 * 1024
 
 DIALECTS: dict[str, dict] = {}
@@ -257,6 +260,8 @@ def read_text(path) -> xr.Dataset:
         if not m or m.group(1) not in fields_map:
             continue
         key = fields_map[m.group(1)]
+        if key in IDENTITY_FIELDS:
+            continue  # read only by _identity, for ncsproc.read's privacy step; never stored
         if key not in SIDECAR_COORDS and key not in ("units", "sample_interval", "stimulus_sample"):
             raise FormatError(
                 f"{where}: header_fields maps {m.group(1)!r} to {key!r}, which is not a sidecar key"
@@ -647,6 +652,71 @@ def _leading_valid(col: np.ndarray, linenos, c, name) -> np.ndarray:
     return col[: last + 1]
 
 
+_MONTHS = {
+    m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())
+}
+
+
+def _text_date(text: str):
+    """``2024-03-15``, ``15.03.2024``, ``20240315`` or ``15-MAR-2024`` -> date, else None."""
+    import datetime as _dt
+
+    t = text.strip()
+    for pattern, order in (
+        (r"(\d{4})-(\d{2})-(\d{2})", "ymd"),
+        (r"(\d{1,2})\.(\d{1,2})\.(\d{4})", "dmy"),
+        (r"(\d{4})(\d{2})(\d{2})", "ymd"),
+        (r"(\d{1,2})-([A-Za-z]{3})-(\d{4})", "dMy"),
+    ):
+        m = re.fullmatch(pattern, t)
+        if not m:
+            continue
+        a, b, c = m.groups()
+        try:
+            if order == "ymd":
+                return _dt.date(int(a), int(b), int(c))
+            if order == "dmy":
+                return _dt.date(int(c), int(b), int(a))
+            if b.lower() in _MONTHS:
+                return _dt.date(int(c), _MONTHS[b.lower()], int(a))
+        except ValueError:
+            return None
+    return None
+
+
+def _identity(path) -> dict:
+    """Preamble fields that ``header_fields`` maps to ``patient_id`` or ``exam_date``, for
+    ``ncsproc.read``'s privacy step only (the identifier is pseudonymised or dropped there)."""
+    path = Path(path)
+    raw = path.read_bytes()[:MAX_BYTES]
+    config, _source, _ = _config(path, raw[:4096])
+    fields_map = config.get("header_fields", {})
+    if not isinstance(fields_map, dict):
+        fields_map = {}
+    wanted = {k for k, v in fields_map.items() if v in IDENTITY_FIELDS}
+    out: dict = {"patient_id": None, "exam_date": None}
+    if not wanted:
+        return out
+    skip = config.get("skip_lines", 0)
+    text = raw.decode(config.get("encoding", "utf-8-sig"), errors="replace")
+    for lineno, line in enumerate(text.splitlines()[: skip if isinstance(skip, int) else 0], 1):
+        m = re.match(r"^\s*([^:=\t;]+?)\s*[:=\t;]\s*(.*?)\s*$", line)
+        if not m or m.group(1) not in wanted:
+            continue
+        target, value = fields_map[m.group(1)], m.group(2)
+        if target == "patient_id":
+            out["patient_id"] = value or None
+        elif value:
+            date = _text_date(value)
+            if date is None:
+                raise FormatError(
+                    f"{path.name}: line {lineno} ({m.group(1)}): the exam date is not in a known "
+                    "form; expected YYYY-MM-DD, DD.MM.YYYY, YYYYMMDD or DD-MMM-YYYY"
+                )
+            out["exam_date"] = date
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # example and registration
 # --------------------------------------------------------------------------------------------
@@ -701,4 +771,5 @@ READER = Reader(
     example=_example,
     sidecar_keys=STRUCTURE_KEYS,
     function="ncsproc.formats.text.read_text",
+    identity=_identity,
 )

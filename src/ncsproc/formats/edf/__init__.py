@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import Reader
-from ._annotations import parse_stimulus, parse_study_code, parse_xmlnote
+from ._annotations import header_identity, parse_stimulus, parse_study_code, parse_xmlnote
 from ._examples import IDENTIFYING, continuous_fwave_series, spec_motor_nerve_conduction
 from ._header import read_header, sniff_family, sniff_reserved
 from ._reader import SIDECAR_KEYS, read_edf_continuous, read_edf_ncs
@@ -61,6 +61,11 @@ def _sniff_continuous(path: Path) -> str | None:
     return None
 
 
+def _identity(path: Path) -> dict:
+    """Patient identifier and exam date of the header, for ``ncsproc.read``'s privacy step."""
+    return header_identity(read_header(path))
+
+
 def _example_discontinuous(folder: Path) -> Path:
     return spec_motor_nerve_conduction(Path(folder) / "MNC_R_median.edf")
 
@@ -79,6 +84,7 @@ EDFD_READER = Reader(
     identifying=IDENTIFYING,
     sidecar_keys=SIDECAR_KEYS,
     function="ncsproc.formats.edf.read_edf_ncs",
+    identity=_identity,
 )
 
 EDF_READER = Reader(
@@ -91,6 +97,7 @@ EDF_READER = Reader(
     identifying=IDENTIFYING,
     sidecar_keys=SIDECAR_KEYS,
     function="ncsproc.formats.edf.read_edf_continuous",
+    identity=_identity,
 )
 
 READER = EDFD_READER

@@ -409,3 +409,35 @@ def age_at_exam(patient: str, recording: str, plus: bool) -> float:
     if birth is None or start is None or start < birth:
         return math.nan
     return (start - birth).days / 365.25
+
+
+def parse_edf_startdate(text: str) -> _dt.date | None:
+    """The 8-byte header start date ``dd.mm.yy`` -> date (EDF: yy 85-99 is 19yy, 00-84 is 20yy)."""
+    m = re.fullmatch(r"(\d{2})\.(\d{2})\.(\d{2})", text.strip())
+    if not m:
+        return None
+    day, month, yy = (int(g) for g in m.groups())
+    try:
+        return _dt.date(1900 + yy if yy >= 85 else 2000 + yy, month, day)
+    except ValueError:
+        return None
+
+
+def header_identity(header) -> dict:
+    """``{"patient_id", "exam_date"}`` of an EDF/EDF+ header, for ``ncsproc.read`` only.
+
+    EDF+: the patient code (first subfield of the patient field; ``X`` is unknown) and the
+    recording field's ``Startdate dd-MMM-yyyy`` (``X`` is unknown: the header's start date is
+    then the EDF+ anonymisation placeholder, not used). Plain EDF: the whole patient field (the
+    EDF "local patient identification") and the header's ``dd.mm.yy`` start date. The caller
+    (``ncsproc.read``) pseudonymises the identifier or drops it; it is never stored.
+    """
+    if header.plus:
+        ptoks = header.patient.split()
+        patient = ptoks[0] if ptoks and ptoks[0] != "X" else None
+        rtoks = header.recording.split()
+        date = parse_edfplus_date(rtoks[1]) if len(rtoks) > 1 and rtoks[0] == "Startdate" else None
+    else:
+        patient = header.patient.strip() or None
+        date = parse_edf_startdate(header.startdate)
+    return {"patient_id": patient, "exam_date": date}
