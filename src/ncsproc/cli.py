@@ -199,8 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_simulate)
 
+    from .pipeline.cli import add_extract_parser
     from .registry.cli import add_registry_parser
 
+    add_extract_parser(sub)
     add_registry_parser(sub)
     return parser
 

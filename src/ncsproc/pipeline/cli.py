@@ -1,0 +1,137 @@
+"""The ``ncsproc extract`` subcommand.
+
+``add_extract_parser(subparsers)`` adds it to the ``ncsproc`` command; ``python -m
+ncsproc.pipeline extract ...`` runs it on its own. Exit status: 0 every file and exam was
+processed, 1 some failed (listed in ``errors.csv``), 2 usage error (bad arguments, settings or
+manifest, no input, unreachable scheduler).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+__all__ = ["add_extract_parser", "cmd_extract", "main"]
+
+DEFAULT_SCHEDULER = "processes"
+
+_EPILOG = """\
+examples:
+  ncsproc extract data_samples/simulated --out results
+  ncsproc extract cohort/ --out results --config pipelines/lab-example.toml --workers 2
+  ncsproc extract "exports/**/*.edf" --manifest manifest.csv --out results
+  ncsproc extract cohort/ --out results --scheduler tcp://10.0.0.5:8786
+
+Outputs (DIR): responses.csv, segments.csv, nerves.csv, exams.csv, errors.csv, criteria.csv,
+sites.csv, their Parquet copies (with pyarrow), cohort.h5, and the cache DIR/.ncsproc/ that
+makes a rerun skip what is done. Exit status 0 all processed, 1 some failures (errors.csv),
+2 usage error. Details: formats/cohort.md.
+"""
+
+
+def add_extract_parser(subparsers) -> argparse.ArgumentParser:
+    """Add the ``extract`` subcommand to an ``argparse`` subparsers object."""
+    p = subparsers.add_parser(
+        "extract",
+        help="cohort pipeline: measurements and features of many exams, on Dask",
+        description="Read every trace file of the given files, folders or globs, group them "
+        "into exams (one folder per exam, or --manifest), measure every trace, compute the "
+        "nerve-level features, criteria and patterns, and write the cohort tables into DIR. "
+        "Resumable: a rerun skips every exam already done with the same settings.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="trace files, folders (searched recursively) or globs")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--manifest", metavar="CSV",
+                   help="exam grouping: columns source_file, exam_id and optionally "
+                   "subject_id, age, height, sex (default: one folder per exam)")
+    p.add_argument("--config", metavar="TOML",
+                   help="settings file, e.g. pipelines/default.toml (measure parameters, "
+                   "normal limits, rules, criteria)")
+    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, metavar="NAME",
+                   help="synchronous, threads, processes (default), or the address of a "
+                   "running dask scheduler (tcp://host:port) or its scheduler file (*.json)")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="threads or processes of a local scheduler (default: all cores)")
+    p.add_argument("--no-traces", action="store_true",
+                   help="leave the trace sets out of cohort.h5 (tables only)")
+    p.add_argument("--no-parquet", action="store_true",
+                   help="no Parquet copies even when pyarrow is installed")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="exams per task (default: automatic, at most 8); never changes results")
+    p.add_argument("--retries", type=int, default=2, metavar="N",
+                   help="resubmissions of a task whose worker died (default 2)")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every exam, ignoring the cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="only errors and the final summary")
+    p.set_defaults(func=cmd_extract)
+    return p
+
+
+def _configure_logging(quiet: bool) -> logging.Handler:
+    logger = logging.getLogger("ncsproc.pipeline")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("ncsproc extract: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    return handler
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    """Run ``ncsproc extract``; return the exit status."""
+    from .execute import SchedulerError
+    from .extract import extract
+    from .inputs import UsageError
+    from .progress import ProgressDisplay
+    from .settings import ConfigError
+
+    if args.batch_size is not None and args.batch_size < 1:
+        print("ncsproc extract: --batch-size must be >= 1", file=sys.stderr)
+        return 2
+    if args.retries < 0:
+        print("ncsproc extract: --retries must be >= 0", file=sys.stderr)
+        return 2
+    handler = _configure_logging(args.quiet)
+    display = None if (args.quiet or args.no_progress) else ProgressDisplay(sys.stderr)
+    try:
+        result = extract(
+            args.paths,
+            args.out,
+            manifest=args.manifest,
+            config=args.config,
+            scheduler=args.scheduler,
+            workers=args.workers,
+            traces=not args.no_traces,
+            parquet=False if args.no_parquet else None,
+            batch_size=args.batch_size,
+            retries=args.retries,
+            force=args.force,
+            progress=display,
+        )
+    except (UsageError, ConfigError, SchedulerError) as exc:
+        print(f"ncsproc extract: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if display is not None:
+            display.close()
+        logging.getLogger("ncsproc.pipeline").removeHandler(handler)
+    print(f"ncsproc extract: {result.summary()} -> {args.out}", file=sys.stderr)
+    if result.n_errors:
+        print(f"ncsproc extract: {result.n_errors} file(s) or exam(s) failed; see "
+              f"{args.out}/errors.csv", file=sys.stderr)
+    return result.exit_status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m ncsproc.pipeline extract ...`` (the subcommand without the rest of ncsproc)."""
+    parser = argparse.ArgumentParser(prog="python -m ncsproc.pipeline")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_extract_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args))

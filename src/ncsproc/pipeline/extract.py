@@ -1,0 +1,392 @@
+"""``extract``: the cohort pipeline (interchange contract section 4), as a library function.
+
+Plan (client): collect files, group them into exams (folders or a manifest), hash every exam
+(SHA-256 of its files and sidecars), look the keys up in the catalogue. Compute (Dask): tasks
+of a few exams each read, measure and tabulate, and write one part file per exam. Commit
+(client): each finished task is recorded in the catalogue at once. Merge (client): the tables
+and ``cohort.h5`` are written from the parts of every exam of the plan, streaming, in exam
+order, atomically. A rerun recomputes nothing that is in the catalogue and rewrites nothing
+that is already up to date.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .._version import __version__
+from .catalog import Catalog
+from .execute import resolve_scheduler
+from .inputs import ExamJob, UsageError, hash_exams, plan_inputs
+from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
+from .parts import read_part_head
+from .progress import Progress
+from .settings import load_settings
+from .work import process_batch, scrub
+
+__all__ = ["extract", "ExtractResult", "CACHE_DIR", "auto_batch_size"]
+
+logger = logging.getLogger("ncsproc.pipeline")
+
+CACHE_DIR = ".ncsproc"
+MAX_BATCH = 8
+"""Most exams per task: the feature tables cost ~45 ms for one exam and ~8 ms per exam in a
+batch of 8 (per-call overhead); beyond 8 the gain is small and load balance suffers."""
+
+
+@dataclass
+class ExtractResult:
+    """What a run did.
+
+    Attributes
+    ----------
+    out : Path
+        Output folder.
+    n_exams, n_files, n_traces : int
+        Exams with at least one trace file, trace files read, traces measured (cached
+        exams included).
+    n_errors : int
+        Rows of errors.csv (files or exams that could not be processed).
+    n_cached, n_computed : int
+        Exams taken from the catalogue / computed by this run.
+    seconds : float
+        Wall time of the run.
+    timings : dict
+        Seconds per phase: plan, hash, compute, merge.
+    outputs_written : bool
+        False when every output was already up to date.
+    """
+
+    out: Path
+    n_exams: int = 0
+    n_files: int = 0
+    n_traces: int = 0
+    n_errors: int = 0
+    n_cached: int = 0
+    n_computed: int = 0
+    seconds: float = 0.0
+    scheduler: str = ""
+    settings_sha256: str = ""
+    timings: dict = field(default_factory=dict)
+    outputs_written: bool = True
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every file and exam was processed, 1 when errors.csv has rows."""
+        return 1 if self.n_errors else 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.n_exams} exam(s) ({self.n_computed} computed, {self.n_cached} cached), "
+            f"{self.n_files} file(s), {self.n_traces} trace(s), {self.n_errors} failure(s) "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def auto_batch_size(n_exams: int, parallelism: int) -> int:
+    """Exams per task: at least 4 tasks per worker for load balance, at most ``MAX_BATCH``."""
+    if n_exams <= 0:
+        return 1
+    return max(1, min(MAX_BATCH, math.ceil(n_exams / (4 * max(1, parallelism)))))
+
+
+def _problem_row(job: ExamJob) -> dict:
+    error, message = job.problem
+    return {"source_file": job.label, "error": error, "message": scrub(message, job),
+            "exam_id": job.exam_id, "stage": "plan"}
+
+
+def _clean_stale(out: Path, parts: Path) -> None:
+    """Remove temporary files left by a killed run (never anything else)."""
+    for folder in (out, *([p for p in parts.iterdir() if p.is_dir()] if parts.is_dir() else [])):
+        for tmp in folder.glob(".*.tmp"):
+            try:
+                tmp.unlink()
+            except OSError:  # pragma: no cover - another run may own it
+                pass
+
+
+def _verify(path: Path, sha256: str) -> dict | None:
+    """The part's head when the file is there and its SHA-256 matches, else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    try:
+        return read_part_head(path)
+    except (OSError, ValueError):
+        return None
+
+
+def extract(
+    paths: Sequence,
+    out,
+    *,
+    manifest=None,
+    config=None,
+    scheduler=None,
+    workers: int | None = None,
+    traces: bool = True,
+    parquet: bool | None = None,
+    batch_size: int | None = None,
+    retries: int = 2,
+    force: bool = False,
+    progress: Callable[[Progress], None] | None = None,
+) -> ExtractResult:
+    """Run the cohort pipeline: files, folders or globs in, the contract's tables out.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files, folders (searched recursively) and globs.
+    out : path-like
+        Output folder (created): ``responses.csv``, ``segments.csv``, ``nerves.csv``,
+        ``exams.csv``, ``errors.csv``, ``criteria.csv``, ``sites.csv``, ``cohort.h5``, Parquet
+        copies, and the cache ``.ncsproc/`` (catalogue and per-exam parts).
+    manifest : path-like, optional
+        Exam grouping CSV (``source_file, exam_id`` and optionally ``subject_id, age,
+        height, sex``); default: one folder per exam, named by the exam id.
+    config : path-like or Settings, optional
+        Settings file (``pipelines/<name>.toml``); default: built-in defaults.
+    scheduler : str or distributed.Client, optional
+        ``"synchronous"``, ``"threads"`` (default), ``"processes"``, a ``distributed.Client``,
+        a scheduler address (``tcp://host:port``) or scheduler file. Never started here.
+    workers : int, optional
+        Threads or processes of a local scheduler (default: available cores).
+    traces : bool
+        Store the cohort trace set in ``cohort.h5`` (default True).
+    parquet : bool, optional
+        Write Parquet copies (default: when pyarrow is installed).
+    batch_size : int, optional
+        Exams per task (default: :func:`auto_batch_size`). Never changes the results.
+    retries : int
+        Resubmissions of tasks whose worker died (default 2).
+    force : bool
+        Recompute every exam even when the catalogue has it.
+    progress : callable, optional
+        Called with a :class:`~ncsproc.pipeline.progress.Progress` after every task.
+
+    Returns
+    -------
+    ExtractResult
+
+    Raises
+    ------
+    UsageError
+        No input, a path that does not exist, a malformed manifest.
+    ConfigError
+        An invalid settings file.
+    ValueError
+        An unknown scheduler, or one that cannot be reached.
+    """
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    settings = load_settings(config)
+    if parquet is None:
+        parquet = parquet_available()
+    elif parquet and not parquet_available():
+        raise UsageError("Parquet copies need pyarrow: pip install 'ncsproc[parquet]'")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / CACHE_DIR
+    parts_dir = cache / "parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    plan = plan_inputs(paths, manifest=manifest, exclude=(out,))
+    if not plan.exams and not plan.errors:
+        raise UsageError("no input files found (no file a trace reader could read)")
+    timings["plan"] = time.perf_counter() - t0
+    valid = [e for e in plan.exams if e.problem is None]
+    t0 = time.perf_counter()
+    hash_exams(valid, settings.sha256)
+    timings["hash"] = time.perf_counter() - t0
+    logger.info("%d candidate file(s) in %d exam(s) (%s); settings %s (%s)",
+                plan.n_candidates, len(plan.exams), plan.mode, settings.name,
+                settings.sha256[:12])
+
+    runner = resolve_scheduler(scheduler, workers)
+    result = ExtractResult(out=out, scheduler=runner.label, settings_sha256=settings.sha256)
+    catalog = Catalog(cache / "catalog.sqlite")
+    try:
+        _clean_stale(out, parts_dir)
+        run_id = catalog.start_run(__version__, settings, runner.label)
+        rows = catalog.lookup(e.key for e in valid)
+        done: dict[str, dict] = {}  # key -> {"part", "part_sha256", "status", ...}
+        todo: list[ExamJob] = []
+        for job in valid:
+            row = rows.get(job.key)
+            usable = (
+                row is not None
+                and not force
+                and (not traces or row["has_traces"] or row["status"] != "done")
+                and (parts_dir / row["part"]).is_file()
+                and (parts_dir / row["part"]).stat().st_size == row["part_bytes"]
+            )
+            if usable:
+                done[job.key] = {"part": row["part"], "part_sha256": row["part_sha256"],
+                                 "status": row["status"], "n_errors": row["n_errors"],
+                                 "cached": True}
+            else:
+                todo.append(job)
+        del rows
+        result.n_cached = sum(1 for r in done.values() if r["status"] != "empty")
+        extra_errors = list(plan.errors) + [_problem_row(e) for e in plan.exams if e.problem]
+        content = {e.key: e.content_sha256 for e in valid}
+
+        # -- compute ------------------------------------------------------------------------
+        t0 = time.perf_counter()
+        size = batch_size or auto_batch_size(len(todo), runner.parallelism)
+        batches = [todo[i: i + size] for i in range(0, len(todo), size)]
+        files_total = sum(j.n_files for j in todo)
+        state = {"files": 0, "exams": 0, "failures": len(extra_errors)}
+        state["failures"] += sum(int(r["n_errors"]) for r in done.values())
+
+        def report(finished=False):
+            if progress is not None and batches:
+                progress(Progress(state["files"], files_total, state["exams"], len(todo),
+                                  state["failures"], len(done), time.perf_counter() - t0,
+                                  finished))
+
+        def on_done(i, summaries):
+            catalog.record(run_id, settings.sha256, content, summaries)
+            for s in summaries:
+                keep = {k: s.get(k) for k in ("part", "part_sha256", "status", "n_errors")}
+                if not s.get("part"):  # nothing on disk: its errors must travel here
+                    keep["errors"] = s["errors"]
+                done[s["key"]] = dict(keep, cached=False)
+                state["failures"] += int(s["n_errors"])
+            state["files"] += sum(j.n_files for j in batches[i])
+            state["exams"] += len(batches[i])
+            report()
+
+        def on_failed(i, exc):
+            for job in batches[i]:
+                extra_errors.append({
+                    "source_file": job.label,
+                    "error": type(exc).__name__,
+                    "message": "the task processing this exam failed (a worker died or the "
+                    f"cluster was lost) after {retries} retries: {scrub(str(exc), job)}; it is "
+                    "not cached, so the next run tries again",
+                    "exam_id": job.exam_id,
+                    "stage": "worker",
+                })
+                state["failures"] += 1
+            state["files"] += sum(j.n_files for j in batches[i])
+            state["exams"] += len(batches[i])
+            report()
+
+        if batches:
+            logger.info("computing %d exam(s) in %d task(s) of <= %d on %s (%d cached)",
+                        len(todo), len(batches), size, runner.label, len(done))
+        report()
+        try:
+            runner.run(process_batch, batches,
+                       (settings, str(parts_dir.resolve()), bool(traces), plan.mode == "manifest"),
+                       on_done, on_failed, retries=retries)
+        finally:
+            runner.close()
+        report(finished=True)
+        timings["compute"] = time.perf_counter() - t0
+        result.n_computed = sum(
+            1 for r in done.values() if not r["cached"] and r["status"] != "empty")
+
+        # -- merge --------------------------------------------------------------------------
+        t0 = time.perf_counter()
+        entries, schema = [], CohortSchema()
+        order = sorted(valid, key=lambda e: e.exam_id)
+        checks = [(job, done.get(job.key)) for job in order]
+
+        def verify(jr):
+            row = jr[1]
+            if row is None or not row.get("part"):
+                return None
+            return _verify(parts_dir / row["part"], row["part_sha256"])
+
+        def verified_heads():  # SHA-256 checks in a few threads, a bounded window at a time
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                for i in range(0, len(checks), 256):
+                    yield from pool.map(verify, checks[i: i + 256])
+
+        corrupt = []
+        for (job, row), head in zip(checks, verified_heads(), strict=True):
+            if row is None or not row.get("part"):
+                if row is not None:  # computed, but the part could not be written
+                    extra_errors.extend(
+                        {k: v for k, v in e.items() if k != "transient"} for e in row["errors"]
+                    )
+                continue
+            if head is None:
+                corrupt.append(job.key)
+                extra_errors.append({
+                    "source_file": job.label, "error": "CacheCorrupt",
+                    "message": "the cached result of this exam is missing or fails its SHA-256 "
+                    "check; it was dropped from the catalogue and the next run recomputes it",
+                    "exam_id": job.exam_id, "stage": "merge"})
+                continue
+            path = str(parts_dir / row["part"])
+            schema.add(head)
+            entries.append({"exam_id": job.exam_id, "path": path, "key": job.key,
+                            "sha256": row["part_sha256"]})
+            s = head["summary"]
+            if s["status"] == "done":
+                result.n_exams += 1
+            result.n_files += int(s["n_read"])
+            result.n_traces += int(s["n_traces"])
+            result.n_errors += len(s.get("errors", []))
+        catalog.forget(corrupt)
+        result.n_errors += len(extra_errors)
+
+        plan_doc = {
+            "format": "ncsproc-extract-outputs/1",
+            "version": __version__,
+            "exams": [[e["key"], e["sha256"]] for e in entries],
+            "errors": sorted(json.dumps(r, sort_keys=True) for r in extra_errors),
+            "traces": bool(traces),
+            "parquet": bool(parquet),
+            "tables": list(TABLE_FILES),
+        }
+        plan_sha = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
+        previous = catalog.outputs()
+        expected = {f"{n}.csv" for n in TABLE_FILES} | {"cohort.h5"}
+        if parquet:
+            expected |= {f"{n}.parquet" for n in TABLE_FILES}
+        up_to_date = (
+            set(previous) == expected
+            and all(p["plan_sha256"] == plan_sha for p in previous.values())
+            and all((out / n).is_file() and (out / n).stat().st_size == p["bytes"]
+                    for n, p in previous.items())
+        )
+        if up_to_date:
+            from .outputs import _sha256
+
+            up_to_date = all(_sha256(out / n)[0] == p["sha256"] for n, p in previous.items())
+        if up_to_date:
+            result.outputs_written = False
+            logger.info("outputs are up to date; nothing written")
+        else:
+            written = merge_outputs(out, entries, extra_errors, settings=settings,
+                                    traces=bool(traces), parquet=bool(parquet), schema=schema)
+            catalog.set_outputs(run_id, plan_sha, written)
+        timings["merge"] = time.perf_counter() - t0
+        result.seconds = time.perf_counter() - t_start
+        timings["total"] = result.seconds
+        result.timings = timings
+        catalog.finish_run(
+            run_id, "finished", n_exams=len(plan.exams), n_cached=result.n_cached,
+            n_computed=result.n_computed, n_failed=sum(
+                1 for r in done.values() if r.get("status") == "failed"),
+            n_errors=result.n_errors, seconds=result.seconds,
+        )
+    finally:
+        catalog.close()
+    return result

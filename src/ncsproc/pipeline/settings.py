@@ -1,0 +1,259 @@
+"""Named settings of a cohort run: the ``pipelines/<name>.toml`` files.
+
+A settings file fixes everything that changes the numbers of ``ncsproc extract``: the
+measurement parameters of :func:`ncsproc.measure`, the normal-limit file, the pattern rule file
+and the criteria files of :mod:`ncsproc.features`. The loaded :class:`Settings` carries the
+loaded data files (so workers never need the paths) and a SHA-256 over their *content* and the
+fully resolved parameter table: two runs with the same hash give the same tables, wherever the
+files live. Schema: ``formats/cohort.md`` ("Settings files").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+__all__ = ["Settings", "ConfigError", "load_settings", "SETTINGS_SCHEMA"]
+
+SETTINGS_SCHEMA = "ncsproc-extract-settings/1"
+
+_TOP_KEYS = {"pipeline", "measure", "features"}
+_PIPELINE_KEYS = {"name", "description"}
+_FEATURE_KEYS = {"limits", "rules", "criteria"}
+_MODALITIES = ("motor", "sensory", "fwave")
+
+# unit suffixes accepted in ``[measure]`` strings ("0.25 ms", "0.8 uV"); numbers are SI
+_UNITS = {
+    "s": Decimal("1"),
+    "ms": Decimal("1e-3"),
+    "us": Decimal("1e-6"),
+    "V": Decimal("1"),
+    "mV": Decimal("1e-3"),
+    "uV": Decimal("1e-6"),
+}
+
+
+class ConfigError(ValueError):
+    """A settings file (or an argument naming one) is invalid; the message says where."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Loaded settings of a cohort run.
+
+    Attributes
+    ----------
+    name : str
+        ``[pipeline] name`` (``default`` for the built-in settings).
+    description : str
+        Free text from the file.
+    measure : dict
+        Parameter overrides for :func:`ncsproc.measure` in SI units (``{name: value}`` and
+        ``{modality: {name: value}}``), exactly as the kernels take them.
+    limits, rules, criteria
+        The loaded data files (:class:`ncsproc.features.NormalLimits`,
+        :class:`~ncsproc.features.PatternRules`, list of :class:`~ncsproc.features.CriteriaSet`).
+    source : str
+        File name of the settings file (never its folder), or ``built-in``.
+    sha256 : str
+        Hash of :meth:`identity`.
+    """
+
+    name: str
+    description: str
+    measure: dict
+    limits: object
+    rules: object
+    criteria: tuple
+    source: str
+    sha256: str = field(default="")
+
+    def identity(self) -> dict:
+        """What the numbers depend on, as JSON-ready data (the settings hash covers this)."""
+        from .. import kernels as K
+
+        return {
+            "schema": SETTINGS_SCHEMA,
+            "measure": K.table_as_dict(K.build_table(self.measure)),
+            "limits": {"label": self.limits.label, "sha256": self.limits.info.sha256},
+            "rules": {"label": self.rules.label, "sha256": self.rules.info.sha256},
+            "criteria": [
+                {"label": c.info.label, "sha256": c.info.sha256} for c in self.criteria
+            ],
+        }
+
+    def describe(self) -> dict:
+        """Identity plus the name, for the catalogue and the output attributes."""
+        return {"name": self.name, "source": self.source, "sha256": self.sha256,
+                **self.identity()}
+
+
+def _canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True)
+
+
+def _quantity(value, where: str) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, found {value!r}")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("inf", "infinity"):
+            return math.inf
+        parts = text.split()
+        if len(parts) == 2 and parts[1] in _UNITS:
+            try:  # decimal arithmetic: "20 uV" is exactly 2e-05, not 1.9999999999999998e-05
+                return float(Decimal(parts[0]) * _UNITS[parts[1]])
+            except InvalidOperation:
+                pass
+        raise ConfigError(
+            f"{where}: {value!r} is not a number; give SI units (0.0002) or a number and one of "
+            f"{sorted(_UNITS)} ('0.2 ms')"
+        )
+    raise ConfigError(f"{where}: expected a number, found {value!r}")
+
+
+def _measure_overrides(table: dict, where: str) -> dict:
+    from .. import kernels as K
+
+    out: dict = {}
+    for key, value in table.items():
+        if key in _MODALITIES:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: [measure.{key}] must be a table of parameters")
+            out[key] = {
+                k: _quantity(v, f"{where}: [measure.{key}] {k}") for k, v in value.items()
+            }
+        else:
+            out[key] = _quantity(value, f"{where}: [measure] {key}")
+    try:
+        K.build_table(out)  # checks every name and value
+    except ValueError as exc:
+        raise ConfigError(f"{where}: [measure]: {exc}") from None
+    return out
+
+
+def _data_file(value, kind: str, base: Path | None, where: str):
+    """``default`` -> None; ``name.toml`` -> a path (relative to the settings file); ``name`` ->
+    the file shipped in ``ncsproc/data/<kind>/name.toml``."""
+    from ..features._files import data_path
+
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: expected 'default', a shipped name or a .toml path, "
+                          f"found {value!r}")
+    if value == "default":
+        return None
+    if value.endswith(".toml"):
+        p = Path(value)
+        if not p.is_absolute() and base is not None:
+            p = base / p
+        if not p.is_file():
+            raise ConfigError(f"{where}: {value!r}: no such file")
+        return p
+    shipped = data_path(kind, f"{value}.toml")
+    if not shipped.is_file():
+        raise ConfigError(
+            f"{where}: {value!r} is not a file shipped with ncsproc (ncsproc/data/{kind}/); "
+            "give a path ending in .toml for a file of your own"
+        )
+    return shipped
+
+
+def load_settings(config: str | os.PathLike | Settings | None = None) -> Settings:
+    """Load a settings file (``pipelines/<name>.toml``), or the built-in defaults.
+
+    Parameters
+    ----------
+    config : path-like or Settings, optional
+        A settings file; None = the built-in defaults (same as ``pipelines/default.toml``).
+
+    Returns
+    -------
+    Settings
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, not TOML, or holds an unknown key or an invalid value (the
+        message names the place); a data file it names is invalid.
+    """
+    from .. import features
+    from ..features._expr import RuleError
+
+    if isinstance(config, Settings):
+        return config
+    doc: dict = {}
+    base = None
+    source = "built-in"
+    where = "built-in settings"
+    if config is not None:
+        path = Path(config)
+        where = path.name
+        source = path.name
+        base = path.resolve().parent
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"settings file {path}: no such file") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"settings file {path.name}: not valid TOML ({exc})") from None
+    unknown = sorted(set(doc) - _TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown table(s) {unknown}; expected {sorted(_TOP_KEYS)}")
+    pipe = doc.get("pipeline", {})
+    if config is not None and not isinstance(pipe.get("name"), str):
+        raise ConfigError(f"{where}: [pipeline] name (a string) is required")
+    unknown = sorted(set(pipe) - _PIPELINE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: [pipeline]: unknown key(s) {unknown}; "
+                          f"expected {sorted(_PIPELINE_KEYS)}")
+    measure = _measure_overrides(doc.get("measure", {}), where)
+    feats = doc.get("features", {})
+    unknown = sorted(set(feats) - _FEATURE_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: [features]: unknown key(s) {unknown}; "
+                          f"expected {sorted(_FEATURE_KEYS)}")
+    limits = _data_file(feats.get("limits", "default"), "limits", base,
+                        f"{where}: [features] limits")
+    rules = _data_file(feats.get("rules", "default"), "patterns", base,
+                       f"{where}: [features] rules")
+    crit = feats.get("criteria", "default")
+    if crit == "default":
+        criteria = None
+    else:
+        if isinstance(crit, str) or not isinstance(crit, list) or not crit:
+            raise ConfigError(f"{where}: [features] criteria must be 'default' or a non-empty "
+                              f"list of shipped names or .toml paths, found {crit!r}")
+        criteria = [
+            _data_file(c, "criteria", base, f"{where}: [features] criteria[{i}]")
+            for i, c in enumerate(crit)
+        ]
+    try:
+        lim = features.load_limits(limits)
+        rl = features.load_rules(rules)
+        sets = tuple(features.load_criteria(criteria))
+    except RuleError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    missing = [c for c in getattr(rl, "criteria_ids", []) if c not in {s.id for s in sets}]
+    if missing:
+        raise ConfigError(f"{where}: the rules file {rl.label} uses criteria sets {missing}, "
+                          f"which the settings do not evaluate ({[s.id for s in sets]})")
+    settings = Settings(
+        name=str(pipe.get("name", "default")),
+        description=str(pipe.get("description", "")).strip(),
+        measure=measure,
+        limits=lim,
+        rules=rl,
+        criteria=sets,
+        source=source,
+    )
+    digest = hashlib.sha256(_canonical(settings.identity()).encode()).hexdigest()
+    object.__setattr__(settings, "sha256", digest)
+    return settings

@@ -1,0 +1,367 @@
+"""The unit of work of a cohort run: one task processes a few exams (runs on a worker).
+
+:func:`process_batch` reads every file of its exams, measures all their traces in one call,
+computes the feature tables of all of them in one call (per-call overhead amortised over the
+batch), splits the results per exam and writes one part file per exam
+(:mod:`ncsproc.pipeline.parts`). It returns only small summaries; tables and traces reach the
+client through the part files. Nothing here raises for bad input: a file that cannot be read
+becomes an error row of its exam, an exam that cannot be measured becomes an error row, and
+the rest of the batch carries on.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._version import __version__
+from .inputs import ExamJob, InputFile
+from .parts import encode_part, write_atomic
+
+__all__ = ["process_batch", "build_dataset", "TRANSIENT_ERRORS", "scrub", "EXTRA_EXAM_COLUMNS"]
+
+TRANSIENT_ERRORS = (OSError, MemoryError)
+"""Errors that may not happen again (a vanished file, an I/O error, memory): an exam that met
+one is reported but not cached, so the next run tries it again."""
+
+EXTRA_EXAM_COLUMNS = ("sex", "n_files", "n_files_failed", "n_traces")
+_AGE_TOL = 1.0  # years: a manifest age within a year of the file's agrees (integer ages)
+_HEIGHT_TOL = 1.0  # cm
+_ABS_PATH = re.compile(r"(?<![\w.~-])(?:/[^/\s'\"():;,]+)+/?")
+
+
+def scrub(message: str, job: ExamJob | None = None) -> str:
+    """Remove absolute paths from a message: input files become their ``source_file``,
+    exam folders their label, any other absolute path its last component."""
+    if job is not None:
+        for f in sorted(job.files, key=lambda f: -len(f.path)):
+            message = message.replace(f.path, f.source_file)
+        for f in job.files:
+            folder = str(Path(f.path).parent)
+            message = message.replace(folder + os.sep, "").replace(folder, job.label.rstrip("/"))
+    return _ABS_PATH.sub(lambda m: Path(m.group(0).rstrip("/")).name, message)
+
+
+def _error(source_file: str, exc: BaseException, job: ExamJob, stage: str) -> dict:
+    text = str(exc)
+    return {
+        "source_file": source_file,
+        "error": type(exc).__name__,
+        "message": scrub(text, job) if text else type(exc).__name__,
+        "exam_id": job.exam_id,
+        "stage": stage,
+        "transient": isinstance(exc, TRANSIENT_ERRORS),
+    }
+
+
+class FileData:
+    """The arrays of one file's trace set: ``signal`` and every per-trace coordinate."""
+
+    __slots__ = ("signal", "coords", "attrs", "signal_attrs")
+
+    def __init__(self, ds):
+        from ..schema import TRACE_COORDS
+
+        var = ds.variables
+        self.signal = np.asarray(var["signal"].values)
+        self.signal_attrs = dict(var["signal"].attrs)
+        self.coords = {c.name: np.asarray(var[c.name].values) for c in TRACE_COORDS}
+        self.attrs = {c.name: dict(var[c.name].attrs) for c in TRACE_COORDS}
+
+    @property
+    def n(self) -> int:
+        return self.signal.shape[0]
+
+
+def _apply_identity(fd: FileData, f: InputFile, job: ExamJob, manifest: bool) -> None:
+    """Exam id from the grouping, manifest facts, ``source_file`` relative to the root.
+
+    A value the file (or its sidecar) states and the grouping or manifest contradicts is an
+    error of the file (nothing is guessed); a value it does not state is filled in.
+    """
+    from ..errors import FormatError
+
+    n = fd.n
+    c = fd.coords
+    folder = Path(f.path).parent.name
+    exam = c["exam_id"].astype(str)
+    how = "the manifest" if manifest else "its folder"
+    stated = sorted({str(e) for e in exam if e and e != job.exam_id and e != folder})
+    if stated:
+        raise FormatError(
+            f"{f.source_file}: the file or its sidecar says exam_id {stated[0]!r}, but {how} "
+            f"makes it exam {job.exam_id!r}; correct one of them (nothing is guessed)"
+        )
+    subject = job.meta.get("subject_id", "")
+    if subject:
+        current = c["subject_id"].astype(str)
+        other = sorted({str(s) for s in current if s and s != subject})
+        if other:
+            raise FormatError(
+                f"{f.source_file}: the file or its sidecar says subject_id {other[0]!r}, but the "
+                f"manifest says {subject!r}"
+            )
+        c["subject_id"] = np.array([subject] * n, dtype=object)
+    for name, tol in (("age", _AGE_TOL), ("height", _HEIGHT_TOL)):
+        value = job.meta.get(name, math.nan)
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        current = np.asarray(c[name], dtype=np.float64)
+        known = np.isfinite(current)
+        if known.any() and (np.abs(current[known] - value) > tol).any():
+            raise FormatError(
+                f"{f.source_file}: the file or its sidecar says {name} "
+                f"{float(current[known][0]):g}, but the manifest says {value:g}"
+            )
+        c[name] = np.where(known, current, value)
+    changed = exam != job.exam_id
+    if changed.any():
+        ids = c["trace"].astype(str).astype(object)
+        for i in np.flatnonzero(changed):
+            prefix = f"{exam[i]}/" if exam[i] else ""
+            if prefix and ids[i].startswith(prefix):
+                ids[i] = f"{job.exam_id}/{ids[i][len(prefix):]}"
+            elif not prefix:
+                ids[i] = f"{job.exam_id}/{ids[i]}"
+        c["trace"] = ids
+    c["exam_id"] = np.array([job.exam_id] * n, dtype=object)
+    c["source_file"] = np.array([f.source_file] * n, dtype=object)
+
+
+def build_dataset(files: list[FileData], history: str):
+    """One trace set from the arrays of many files (NaN padding to the widest; one xarray
+    object per task instead of one concatenation per file)."""
+    import xarray as xr
+
+    from ..schema import SCHEMA, TRACE_COORDS, history_line
+
+    width = max(fd.signal.shape[1] for fd in files)
+    dtype = np.result_type(*[fd.signal.dtype for fd in files])
+    n = sum(fd.n for fd in files)
+    signal = np.full((n, width), np.nan, dtype=dtype)
+    i = 0
+    for fd in files:
+        signal[i: i + fd.n, : fd.signal.shape[1]] = fd.signal
+        i += fd.n
+    first = files[0]
+    coords = {
+        spec.name: ("trace", np.concatenate([fd.coords[spec.name] for fd in files]),
+                    first.attrs[spec.name])
+        for spec in TRACE_COORDS
+    }
+    return xr.Dataset(
+        {"signal": (("trace", "sample"), signal, first.signal_attrs)},
+        coords=coords,
+        attrs={"schema": SCHEMA, "ncsproc_version": __version__,
+               "history": history_line(history)},
+    )
+
+
+def _read_exam(job: ExamJob, manifest: bool):
+    """Read the files of one exam: (file arrays, file errors, files skipped)."""
+    from ..formats import detect, read
+
+    files, errors, skipped = [], [], 0
+    for f in job.files:
+        if not f.explicit:
+            try:
+                accepted, _ = detect(f.path)
+            except Exception as exc:  # detection never raises by contract; be safe
+                errors.append(_error(f.source_file, exc, job, "read"))
+                continue
+            if not any(r.kind == "traces" for r in accepted):
+                skipped += 1
+                continue
+        try:
+            fd = FileData(read(f.path))
+            _apply_identity(fd, f, job, manifest)
+            files.append(fd)
+        except Exception as exc:  # a bad file is data: reported, the exam goes on
+            errors.append(_error(f.source_file, exc, job, "read"))
+    return files, errors, skipped
+
+
+def _exam_arrays(files: list[FileData]) -> dict:
+    width = max(fd.signal.shape[1] for fd in files)
+    dtype = np.result_type(*[fd.signal.dtype for fd in files])
+    signal = np.full((sum(fd.n for fd in files), width), np.nan, dtype=dtype)
+    i = 0
+    for fd in files:
+        signal[i: i + fd.n, : fd.signal.shape[1]] = fd.signal
+        i += fd.n
+    first = files[0]
+    return {
+        "signal": signal,
+        "signal_attrs": first.signal_attrs,
+        "coords": {k: np.concatenate([fd.coords[k] for fd in files]) for k in first.coords},
+        "attrs": first.attrs,
+    }
+
+
+def _check_exam(job: ExamJob, files: list[FileData]) -> None:
+    from ..errors import SchemaError
+
+    ids = np.concatenate([fd.coords["trace"] for fd in files]).astype(str)
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = ", ".join(repr(str(u)) for u in uniq[counts > 1][:5])
+        raise SchemaError(f"exam {job.exam_id}: trace ids are not unique across its files: {dup}")
+
+
+def _split(table, exam_ids) -> dict:
+    """A batch table as columns (converted once), cut per exam; rows keep their order."""
+    from .parts import table_columns
+
+    cols = table_columns(table)
+    out = {e: [(n, a[:0]) for n, a in cols] for e in exam_ids}
+    if len(table):
+        eids = np.asarray(table["exam_id"].to_numpy(), dtype=str)
+        order = np.argsort(eids, kind="stable")
+        ids = eids[order]
+        cols = [(n, a[order]) for n, a in cols]
+        uniq, starts = np.unique(ids, return_index=True)
+        ends = [*starts[1:], len(ids)]
+        for e, a, b in zip(uniq, starts, ends, strict=True):
+            out[str(e)] = [(n, arr[a:b]) for n, arr in cols]
+    return out
+
+
+def _tables_for(measures, settings) -> dict:
+    from .. import features
+    from ..tables import responses_table
+
+    t = features.tables(
+        measures, limits=settings.limits, rules=settings.rules, criteria=list(settings.criteria)
+    )
+    t["responses"] = responses_table(measures)
+    return t
+
+
+TABLES = ("responses", "segments", "nerves", "exams", "criteria", "sites")
+
+
+def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bool,
+                  manifest: bool = False) -> list[dict]:
+    """Process a few exams; write one part file per exam; return one small summary each.
+
+    Parameters
+    ----------
+    jobs : list of ExamJob
+        The exams (their keys already computed).
+    settings : Settings
+        Loaded settings (measure parameters, limits, rules, criteria).
+    parts_dir : str
+        Folder of the part files (``DIR/.ncsproc/parts``); must be visible to the client.
+    with_traces : bool
+        Also store each exam's trace set in its part (for ``cohort.h5``).
+    manifest : bool
+        Exams come from a manifest (only changes the wording of messages).
+
+    Returns
+    -------
+    list of dict
+        Per exam: ``key, exam_id, status, cacheable, part, part_sha256, n_files, n_read,
+        n_skipped, n_traces, n_errors, errors, seconds``.
+    """
+    import ncsproc
+
+    t0 = time.perf_counter()
+    n_threads = 1
+    summaries: dict[str, dict] = {}
+    read_ok: list[tuple[ExamJob, list[FileData]]] = []
+    errors: dict[str, list[dict]] = {}
+    counts: dict[str, dict] = {}
+    for job in jobs:
+        files, errs, skipped = _read_exam(job, manifest)
+        errors[job.key] = errs
+        counts[job.key] = {"n_files": len(job.files) - skipped, "n_read": len(files),
+                           "n_skipped": skipped, "n_traces": 0}
+        if not files:
+            continue
+        try:
+            _check_exam(job, files)
+        except Exception as exc:
+            errs.append(_error(job.label, exc, job, "exam"))
+            continue
+        counts[job.key]["n_traces"] = int(sum(fd.n for fd in files))
+        read_ok.append((job, files))
+
+    results: dict[str, dict] = {}
+    if read_ok:
+        try:
+            task_ds = build_dataset([fd for _, fl in read_ok for fd in fl],
+                                    f"extract: {len(read_ok)} exam(s)")
+            measures = ncsproc.measure(task_ds, n_threads=n_threads, **settings.measure)
+            tables = _tables_for(measures, settings)
+            ids = [job.exam_id for job, _ in read_ok]
+            split = {name: _split(tables[name], ids) for name in TABLES}
+            for job, _ in read_ok:
+                results[job.key] = {name: split[name][job.exam_id] for name in TABLES}
+        except Exception:
+            # isolate the exam that fails: measure and tabulate each one alone
+            for job, fl in read_ok:
+                try:
+                    ds = build_dataset(fl, f"extract: exam {job.exam_id}")
+                    m = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
+                    t = _tables_for(m, settings)
+                    results[job.key] = {name: _split(t[name], [job.exam_id])[job.exam_id]
+                                        for name in TABLES}
+                except Exception as exc:
+                    errors[job.key].append(_error(job.label, exc, job, "measure"))
+
+    traces_by_key = {job.key: fl for job, fl in read_ok}
+    out = []
+    for job in jobs:
+        errs = errors[job.key]
+        c = counts[job.key]
+        tables = results.get(job.key)
+        if tables is not None:
+            tables = dict(tables)
+            exams = list(tables["exams"])
+            n_rows = len(exams[0][1]) if exams else 0
+            extra = {
+                "sex": np.array([job.meta.get("sex", "")] * n_rows, dtype=object),
+                "n_files": np.full(n_rows, c["n_files"], dtype=np.int64),
+                "n_files_failed": np.full(n_rows, c["n_files"] - c["n_read"], dtype=np.int64),
+                "n_traces": np.full(n_rows, c["n_traces"], dtype=np.int64),
+            }
+            tables["exams"] = exams + [(k, v) for k, v in extra.items() if k not in dict(exams)]
+            status = "done"
+        else:
+            tables = {}
+            status = "failed" if errs else "empty"
+        summary = {
+            "key": job.key,
+            "exam_id": job.exam_id,
+            "label": job.label,
+            "status": status,
+            "cacheable": not any(e["transient"] for e in errs),
+            "n_errors": len(errs),
+            "errors": errs,
+            "ncsproc_version": __version__,
+            **c,
+        }
+        traces = traces_by_key.get(job.key) if (with_traces and tables) else None
+        summary["has_traces"] = traces is not None
+        if traces is not None:
+            summary["width"] = int(max(fd.signal.shape[1] for fd in traces))
+            summary["signal_dtype"] = str(np.result_type(*[fd.signal.dtype for fd in traces]))
+        try:
+            data = encode_part(summary, tables, _exam_arrays(traces) if traces else None)
+            rel = f"{job.key[:2]}/{job.key}.part"
+            digest = write_atomic(Path(parts_dir) / rel, data)
+            summary.update(part=rel, part_sha256=digest, part_bytes=len(data))
+        except Exception as exc:
+            errs.append(_error(job.label, exc, job, "write"))
+            summary.update(part=None, part_sha256=None, cacheable=False, status="failed",
+                           n_errors=len(errs))
+        out.append(summary)
+    elapsed = time.perf_counter() - t0
+    for s in out:
+        s["seconds"] = elapsed / max(1, len(out))
+    return out
