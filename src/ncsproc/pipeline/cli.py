@@ -67,6 +67,11 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
                    help="resubmissions of a task whose worker died (default 2)")
     p.add_argument("--force", action="store_true",
                    help="recompute every exam, ignoring the cache")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="centre secret for keyed pseudonyms of the files' patient identifiers "
+                   "(default: the environment variable NCSPROC_PSEUDONYM_KEY; never written)")
+    p.add_argument("--date-precision", choices=["none", "year", "month", "day"], default="year",
+                   help="how much of the exam date leaves the readers (default: year)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="only errors and the final summary")
@@ -97,6 +102,17 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("ncsproc extract: --retries must be >= 0", file=sys.stderr)
         return 2
+    from ..privacy import PseudonymKeyError, pseudonymizer_from
+
+    try:
+        key = pseudonymizer_from(args.key_file)
+    except PseudonymKeyError as exc:
+        print(f"ncsproc extract: {exc}", file=sys.stderr)
+        return 2
+    if key is None and not args.quiet:
+        print("ncsproc extract: no pseudonym key (--key-file or NCSPROC_PSEUDONYM_KEY): subject "
+              "ids are the manifest's or the exam folders' ids, never derived from the files",
+              file=sys.stderr)
     handler = _configure_logging(args.quiet)
     display = None if (args.quiet or args.no_progress) else ProgressDisplay(sys.stderr)
     try:
@@ -113,6 +129,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
             retries=args.retries,
             force=args.force,
             progress=display,
+            pseudonymizer=key,
+            date_precision=args.date_precision,
         )
     except (UsageError, ConfigError, SchedulerError) as exc:
         print(f"ncsproc extract: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from .inputs import ExamJob, UsageError, hash_exams, plan_inputs
 from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
 from .parts import read_part_head
 from .progress import Progress
-from .settings import load_settings
+from .settings import load_settings, with_privacy
 from .work import process_batch, scrub
 
 __all__ = ["extract", "ExtractResult", "CACHE_DIR", "auto_batch_size"]
@@ -141,6 +142,8 @@ def extract(
     retries: int = 2,
     force: bool = False,
     progress: Callable[[Progress], None] | None = None,
+    pseudonymizer=None,
+    date_precision: str = "year",
 ) -> ExtractResult:
     """Run the cohort pipeline: files, folders or globs in, the contract's tables out.
 
@@ -174,6 +177,12 @@ def extract(
         Recompute every exam even when the catalogue has it.
     progress : callable, optional
         Called with a :class:`~ncsproc.pipeline.progress.Progress` after every task.
+    pseudonymizer : ncsproc.privacy.Pseudonymizer, optional
+        The centre's key (:func:`ncsproc.privacy.pseudonymizer_from`): subject ids become
+        keyed pseudonyms of the files' patient identifiers. Without one, nothing is derived
+        from patient fields: the manifest's subject id or the exam folder's id is used.
+    date_precision : {"none", "year", "month", "day"}
+        How much of the exam date the outputs keep (default: the year).
 
     Returns
     -------
@@ -190,7 +199,7 @@ def extract(
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    settings = load_settings(config)
+    settings = with_privacy(load_settings(config), pseudonymizer, date_precision)
     if parquet is None:
         parquet = parquet_available()
     elif parquet and not parquet_available():
@@ -377,6 +386,7 @@ def extract(
             written = merge_outputs(out, entries, extra_errors, settings=settings,
                                     traces=bool(traces), parquet=bool(parquet), schema=schema)
             catalog.set_outputs(run_id, plan_sha, written)
+        _write_provenance(out, valid, settings)
         timings["merge"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - t_start
         timings["total"] = result.seconds
@@ -390,3 +400,32 @@ def extract(
     finally:
         catalog.close()
     return result
+
+
+def _write_provenance(out: Path, exams, settings) -> None:
+    """``provenance.json``: what the registry export records about where the numbers came
+    from (SHA-256 of every input file, settings hash, key fingerprint, date precision)."""
+    import pandas as pd
+
+    from ..registry import write_provenance
+
+    # the files that gave traces (a folder walk also meets tables and notes; failed files are
+    # in errors.csv, not here)
+    read = pd.read_csv(out / "responses.csv", usecols=["exam_id", "source_file"], dtype=str)
+    used = set(zip(read["exam_id"], read["source_file"], strict=True))
+    sources = sorted(
+        (job.exam_id, source_file, digest)
+        for job in exams
+        for source_file, digest in job.file_sha256.items()
+        if (job.exam_id, source_file) in used
+    )
+    staging = out / CACHE_DIR / "provenance"
+    staging.mkdir(parents=True, exist_ok=True)
+    fresh = write_provenance(staging, sources=sources, settings_sha256=settings.sha256,
+                             pseudonymizer=settings.pseudonymizer,
+                             date_precision=settings.date_precision)
+    target = out / fresh.name
+    if target.is_file() and target.read_bytes() == fresh.read_bytes():
+        fresh.unlink()  # a rerun that changes nothing touches nothing
+    else:
+        os.replace(fresh, target)

@@ -80,6 +80,7 @@ class ExamJob:
     problem: tuple[str, str] | None = None
     content_sha256: str = ""
     key: str = ""
+    file_sha256: dict = field(default_factory=dict)  # source_file -> SHA-256 of its bytes
 
     @property
     def n_files(self) -> int:
@@ -480,6 +481,7 @@ def _exam_content(job: ExamJob) -> str:
                 sides.append([s.name, _file_sha256(str(s))])
             except OSError as exc:
                 sides.append([s.name, f"unreadable:{type(exc).__name__}"])
+        job.file_sha256[f.source_file] = digest
         files.append([f.source_file, bool(f.explicit), digest, sides])
     meta = {
         k: (None if isinstance(v, float) and math.isnan(v) else v)

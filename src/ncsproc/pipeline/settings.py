@@ -73,6 +73,8 @@ class Settings:
     criteria: tuple
     source: str
     sha256: str = field(default="")
+    pseudonymizer: object = None
+    date_precision: str = "year"
 
     def identity(self) -> dict:
         """What the numbers depend on, as JSON-ready data (the settings hash covers this)."""
@@ -86,6 +88,11 @@ class Settings:
             "criteria": [
                 {"label": c.info.label, "sha256": c.info.sha256} for c in self.criteria
             ],
+            # subject ids and exam dates depend on the centre key and the date precision, so
+            # parts computed with one key are never reused with another (the key itself is
+            # never part of anything written: only its fingerprint)
+            "pseudonym_key_id": getattr(self.pseudonymizer, "key_id", "") or "",
+            "date_precision": self.date_precision,
         }
 
     def describe(self) -> dict:
@@ -257,3 +264,23 @@ def load_settings(config: str | os.PathLike | Settings | None = None) -> Setting
     digest = hashlib.sha256(_canonical(settings.identity()).encode()).hexdigest()
     object.__setattr__(settings, "sha256", digest)
     return settings
+
+
+def with_privacy(settings: Settings, pseudonymizer=None, date_precision: str = "year") -> Settings:
+    """Return ``settings`` with a centre key and a date precision, re-hashed.
+
+    Parameters
+    ----------
+    settings : Settings
+        Loaded settings.
+    pseudonymizer : ncsproc.privacy.Pseudonymizer, optional
+        The centre's key; None: subject ids are never derived from the files' patient fields.
+    date_precision : {"none", "year", "month", "day"}
+        How much of an exam date leaves the readers (default: year).
+    """
+    from dataclasses import replace
+
+    out = replace(settings, pseudonymizer=pseudonymizer, date_precision=date_precision, sha256="")
+    digest = hashlib.sha256(_canonical(out.identity()).encode()).hexdigest()
+    object.__setattr__(out, "sha256", digest)
+    return out

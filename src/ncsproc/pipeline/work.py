@@ -29,7 +29,7 @@ TRANSIENT_ERRORS = (OSError, MemoryError)
 """Errors that may not happen again (a vanished file, an I/O error, memory): an exam that met
 one is reported but not cached, so the next run tries it again."""
 
-EXTRA_EXAM_COLUMNS = ("sex", "n_files", "n_files_failed", "n_traces")
+EXTRA_EXAM_COLUMNS = ("exam_date", "sex", "n_files", "n_files_failed", "n_traces")
 _AGE_TOL = 1.0  # years: a manifest age within a year of the file's agrees (integer ages)
 _HEIGHT_TOL = 1.0  # cm
 _ABS_PATH = re.compile(r"(?<![\w.~-])(?:/[^/\s'\"():;,]+)+/?")
@@ -72,6 +72,13 @@ class FileData:
         self.signal_attrs = dict(var["signal"].attrs)
         self.coords = {c.name: np.asarray(var[c.name].values) for c in TRACE_COORDS}
         self.attrs = {c.name: dict(var[c.name].attrs) for c in TRACE_COORDS}
+        # optional exam date (already reduced to the allowed precision by read())
+        n = self.signal.shape[0]
+        self.coords["exam_date"] = (
+            np.asarray(var["exam_date"].values, dtype=object)
+            if "exam_date" in var else np.array([""] * n, dtype=object)
+        )
+        self.attrs["exam_date"] = dict(var["exam_date"].attrs) if "exam_date" in var else {}
 
     @property
     def n(self) -> int:
@@ -107,6 +114,10 @@ def _apply_identity(fd: FileData, f: InputFile, job: ExamJob, manifest: bool) ->
                 f"manifest says {subject!r}"
             )
         c["subject_id"] = np.array([subject] * n, dtype=object)
+    elif not any(str(v) for v in c["subject_id"]):
+        # no key-derived pseudonym, no sidecar or manifest id: the exam folder's id stands in
+        # (the CLI says so); nothing is derived from the file's patient fields
+        c["subject_id"] = np.array([job.exam_id] * n, dtype=object)
     for name, tol in (("age", _AGE_TOL), ("height", _HEIGHT_TOL)):
         value = job.meta.get(name, math.nan)
         if isinstance(value, float) and math.isnan(value):
@@ -150,9 +161,8 @@ def build_dataset(files: list[FileData], history: str):
         i += fd.n
     first = files[0]
     coords = {
-        spec.name: ("trace", np.concatenate([fd.coords[spec.name] for fd in files]),
-                    first.attrs[spec.name])
-        for spec in TRACE_COORDS
+        name: ("trace", np.concatenate([fd.coords[name] for fd in files]), first.attrs[name])
+        for name in (*(spec.name for spec in TRACE_COORDS), "exam_date")
     }
     return xr.Dataset(
         {"signal": (("trace", "sample"), signal, first.signal_attrs)},
@@ -162,7 +172,7 @@ def build_dataset(files: list[FileData], history: str):
     )
 
 
-def _read_exam(job: ExamJob, manifest: bool):
+def _read_exam(job: ExamJob, manifest: bool, settings=None):
     """Read the files of one exam: (file arrays, file errors, files skipped)."""
     from ..formats import detect, read
 
@@ -178,7 +188,11 @@ def _read_exam(job: ExamJob, manifest: bool):
                 skipped += 1
                 continue
         try:
-            fd = FileData(read(f.path))
+            fd = FileData(read(
+                f.path,
+                pseudonymizer=getattr(settings, "pseudonymizer", None),
+                date_precision=getattr(settings, "date_precision", "year"),
+            ))
             _apply_identity(fd, f, job, manifest)
             files.append(fd)
         except Exception as exc:  # a bad file is data: reported, the exam goes on
@@ -277,7 +291,7 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
     errors: dict[str, list[dict]] = {}
     counts: dict[str, dict] = {}
     for job in jobs:
-        files, errs, skipped = _read_exam(job, manifest)
+        files, errs, skipped = _read_exam(job, manifest, settings)
         errors[job.key] = errs
         counts[job.key] = {"n_files": len(job.files) - skipped, "n_read": len(files),
                            "n_skipped": skipped, "n_traces": 0}
@@ -324,7 +338,13 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
             tables = dict(tables)
             exams = list(tables["exams"])
             n_rows = len(exams[0][1]) if exams else 0
+            # the exam date as far as the settings let it leave the readers (default: the
+            # year): the earliest one the exam's files state, empty when none does
+            dates = sorted(
+                str(d) for fd in traces_by_key.get(job.key, []) for d in fd.coords["exam_date"] if d
+            )
             extra = {
+                "exam_date": np.array([dates[0] if dates else ""] * n_rows, dtype=object),
                 "sex": np.array([job.meta.get("sex", "")] * n_rows, dtype=object),
                 "n_files": np.full(n_rows, c["n_files"], dtype=np.int64),
                 "n_files_failed": np.full(n_rows, c["n_files"] - c["n_read"], dtype=np.int64),
