@@ -260,10 +260,12 @@ def main(argv=None) -> int:
     if args.big:
         big = replicate(base, work / f"cohort{10 * args.exams}", 10 * args.exams)
         rb = run_extract(big, work / "outbig", workers=2, traces=traces)
+        growth = rb["client_maxrss_kb"] / r2["client_maxrss_kb"]
         print(f"extract of {10 * args.exams} exams, 2 workers: {rb['seconds']:.0f} s "
-              f"({rb['n_exams'] / rb['seconds']:.1f} exams/s); peak RSS client "
-              f"{rb['client_maxrss_kb'] / 1024:.0f} MB (x{rb['client_maxrss_kb'] / r2['client_maxrss_kb']:.2f} "
-              f"for 10 x the exams), largest worker {rb['children_maxrss_kb'] / 1024:.0f} MB")
+              f"({rb['n_exams'] / rb['seconds']:.1f} exams/s); phases "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in rb["timings"].items())
+              + f"; peak RSS client {rb['client_maxrss_kb'] / 1024:.0f} MB (x{growth:.2f} for "
+              f"10 x the exams), largest worker {rb['children_maxrss_kb'] / 1024:.0f} MB")
         shutil.rmtree(work / "outbig", ignore_errors=True)
     for d in ("out1", "out2", "outt"):
         shutil.rmtree(work / d, ignore_errors=True)

@@ -157,3 +157,19 @@ def test_real_sample_files_are_reported_not_crashed(tmp_path):
     errors = _csv(tmp_path / "out" / "errors.csv")
     assert errors["source_file"].tolist() == ["real/cfs/test_file.cfs"]
     assert len(pd.read_csv(tmp_path / "out" / "exams.csv")) == 4
+
+
+def test_linked_exam_folders_are_followed(cohort, tmp_path):
+    """A cohort assembled from symbolic links: each link is an exam named as the link; a link
+    back up the tree does not loop."""
+    from ncsproc.pipeline import plan_inputs
+
+    root = tmp_path / "linked"
+    root.mkdir()
+    (root / "EX0002").symlink_to(cohort / "EX0002", target_is_directory=True)
+    (root / "EX0002b").mkdir()
+    (root / "EX0002b" / "loop").symlink_to(root, target_is_directory=True)
+    plan = plan_inputs([root])
+    assert [e.exam_id for e in plan.exams] == ["EX0002"]
+    assert {f.source_file for f in plan.exams[0].files} >= {"EX0002/L_median_motor.edf"}
+    assert all(f.path.startswith(str(root)) for f in plan.exams[0].files)

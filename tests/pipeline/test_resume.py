@@ -12,6 +12,7 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from .helpers import table_files
 
@@ -90,16 +91,30 @@ def test_rerun_is_a_no_op(cohort, tmp_path):
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
     assert after == before
     # other settings: nothing of the cache is reused, and the tables change accordingly
-    third = extract([cohort], out, scheduler="synchronous", config="pipelines/lab-example.toml")
+    third = extract([cohort], out, scheduler="synchronous", config="pipelines/lab-example.toml",
+                    parquet=False)
     assert third.n_computed == 8 and third.n_cached == 0
     exams = pd.read_csv(out / "exams.csv")
     assert set(exams["limits_version"]) == {"lab-example@2026.1"}
+    assert not list(out.glob("*.parquet"))  # no stale copies of other settings' tables
     # back to the defaults: served from the cache again, same bytes as the first run
     fourth = extract([cohort], out, scheduler="synchronous")
     assert fourth.n_computed == 0 and fourth.outputs_written
     assert {n: b for n, (b, _) in before.items()} == {
         p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "cohort.h5"
     } | {"cohort.h5": before["cohort.h5"][0]}
+
+
+def test_one_run_at_a_time_per_output_folder(cohort, tmp_path):
+    from ncsproc.pipeline import UsageError, extract
+    from ncsproc.pipeline.extract import _DirLock
+
+    out = tmp_path / "out"
+    (out / ".ncsproc").mkdir(parents=True)
+    with _DirLock(out / ".ncsproc" / "lock"):
+        with pytest.raises(UsageError, match="another ncsproc extract"):
+            extract([cohort / "EX0001"], out, scheduler="synchronous")
+    assert extract([cohort / "EX0001"], out, scheduler="synchronous").exit_status == 0
 
 
 def test_a_changed_file_is_recomputed(copy_exams, tmp_path):

@@ -3,11 +3,8 @@ pipeline against the plain library path (read -> measure -> features) it paralle
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pandas as pd
-import pytest
 
 from .helpers import REPO, run_cli
 
@@ -89,7 +86,6 @@ def test_pipeline_equals_the_library_path(cohort, reference_run):
     t = features.tables(m)
     t["responses"] = responses_table(m)
     for name in ("responses", "segments", "nerves", "criteria", "sites", "exams"):
-        buf = io.BytesIO()
         path = out.parent / f"ref_{name}.csv"
         table = t[name]
         write_csv(table, path, features.csv_decimals(table))
@@ -102,7 +98,6 @@ def test_pipeline_equals_the_library_path(cohort, reference_run):
         else:
             assert path.read_bytes() == (out / f"{name}.csv").read_bytes(), name
         pd.testing.assert_frame_equal(got, expected, check_dtype=False)
-        del buf
 
 
 def test_cohort_h5_holds_the_tables_and_the_traces(cohort, reference_run):
@@ -122,7 +117,7 @@ def test_cohort_h5_holds_the_tables_and_the_traces(cohort, reference_run):
                 assert (h5[col].astype(str) == text[col]).all(), (name, col)
             else:
                 assert (h5[col].astype(str).to_numpy() == text[col].to_numpy()).all(), (name, col)
-    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow.parquet as pq  # in the test extra
     p = pq.read_table(out / "nerves.parquet").to_pandas()
     pd.testing.assert_frame_equal(
         p[["exam_id", "study", "dml_ms", "tli"]],
@@ -152,4 +147,5 @@ def test_sample_cohort_main_job(tmp_path):
     exams = pd.read_csv(tmp_path / "results" / "exams.csv")
     truth = pd.read_csv(samples / "truth_exams.csv")
     assert exams["pattern"].tolist() == truth["pattern"].tolist()
-    assert (tmp_path / "results" / "errors.csv").read_text() == "source_file,error,message,exam_id,stage\n"
+    header = "source_file,error,message,exam_id,stage\n"
+    assert (tmp_path / "results" / "errors.csv").read_text() == header

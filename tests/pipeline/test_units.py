@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -164,3 +165,25 @@ def test_scheduler_names():
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         with pytest.raises(SchedulerError, match="cannot connect"):
             resolve_scheduler("tcp://127.0.0.1:1")
+
+
+def test_progress_display_lines_and_bar():
+    import io
+
+    from ncsproc.pipeline import Progress, ProgressDisplay
+
+    log = io.StringIO()  # not a terminal: plain lines, throttled, and always the last one
+    show = ProgressDisplay(log, interval=3600)
+    show(Progress(0, 90, 0, 10, 0, 2, 0.0))
+    show(Progress(45, 90, 5, 10, 1, 2, 5.0))  # within the interval: not printed
+    show(Progress(90, 90, 10, 10, 1, 2, 10.0, finished=True))
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2 and lines[-1].startswith("ncsproc extract: 90/90 files (100.0 %)")
+    assert "9.0 files/s" in lines[-1] and "1 failure(s)" in lines[-1]
+    tty = io.StringIO()
+    bar = ProgressDisplay(tty, bar=True)
+    bar(Progress(30, 90, 3, 10, 0, 0, 3.0))
+    bar(Progress(90, 90, 10, 10, 0, 0, 9.0, finished=True))
+    out = tty.getvalue()
+    assert "90/90" in out and "file/s" in out and "failures 0" in out
+    assert Progress(30, 90, 3, 10, 0, 0, 3.0).eta == 6.0

@@ -114,6 +114,35 @@ def _clean_stale(out: Path, parts: Path) -> None:
                 pass
 
 
+class _DirLock:
+    """An exclusive lock on an output folder's cache for the duration of a run (released by
+    the system if the process dies), so two runs never write one DIR at the same time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = None
+
+    def __enter__(self):
+        import fcntl
+
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            raise UsageError(
+                f"another ncsproc extract is writing to {self.path.parent.parent.name}/ "
+                "(its cache is locked); wait for it or use another --out"
+            ) from None
+        except OSError:  # a filesystem without locks: go on unlocked
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.fh is not None:
+            self.fh.close()
+
+
 def _verify(path: Path, sha256: str) -> dict | None:
     """The part's head when the file is there and its SHA-256 matches, else None."""
     try:
@@ -223,7 +252,13 @@ def extract(
                 plan.n_candidates, len(plan.exams), plan.mode, settings.name,
                 settings.sha256[:12])
 
-    runner = resolve_scheduler(scheduler, workers)
+    lock = _DirLock(cache / "lock")
+    lock.__enter__()
+    try:
+        runner = resolve_scheduler(scheduler, workers)
+    except BaseException:
+        lock.__exit__(None, None, None)
+        raise
     result = ExtractResult(out=out, scheduler=runner.label, settings_sha256=settings.sha256)
     catalog = Catalog(cache / "catalog.sqlite")
     try:
@@ -399,6 +434,8 @@ def extract(
         )
     finally:
         catalog.close()
+        runner.close()
+        lock.__exit__(None, None, None)
     return result
 
 

@@ -120,6 +120,12 @@ def _glob_root(pattern: str) -> Path:
     return Path(*lead) if lead else Path(".")
 
 
+def _abs(path) -> Path:
+    """Absolute and normalised, without resolving symbolic links: a linked exam folder keeps
+    the name it has where the user put it (its exam id)."""
+    return Path(os.path.abspath(path))
+
+
 def _hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
@@ -146,16 +152,22 @@ def collect_files(
         A path does not exist and is not a glob that matches something.
     """
     suffixes = tuple(suffixes if suffixes is not None else trace_suffixes())
-    excl = tuple(Path(e).resolve() for e in exclude)
+    excl = tuple(_abs(e) for e in exclude)
     found: dict[str, InputFile] = {}
 
     def excluded(f: Path) -> bool:
         return any(f == e or e in f.parents for e in excl)
 
     def walk(folder: Path):
-        root = folder.resolve()
-        for dirpath, dirnames, filenames in os.walk(root):
+        root = _abs(folder)
+        visited: set[str] = set()
+        for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
             d = Path(dirpath)
+            real = os.path.realpath(d)
+            if real in visited:  # a symbolic link back into the tree: do not loop
+                dirnames[:] = []
+                continue
+            visited.add(real)
             dirnames[:] = sorted(
                 n for n in dirnames if not n.startswith(".") and not excluded(d / n)
             )
@@ -170,10 +182,10 @@ def collect_files(
                     found[key] = InputFile(key, _rel(f, root), False)
 
     def take(f: Path, root: Path):
-        f = f.resolve()
+        f = _abs(f)
         key = str(f)
         if key not in found and not excluded(f):
-            found[key] = InputFile(key, _rel(f, root.resolve()), True)
+            found[key] = InputFile(key, _rel(f, _abs(root)), True)
 
     for raw in paths:
         raw = os.fspath(raw)
@@ -226,9 +238,9 @@ def _group_by_folder(files: list[InputFile]) -> tuple[list[ExamJob], list[dict]]
             others = sorted(_folder_label(c, by_folder[c]) for c in clash)
             job.problem = (
                 "DuplicateExamId",
-                f"exam id {folder.name!r} is the name of {len(clash)} folders ({', '.join(others)}); "
-                "one folder per exam, named by the exam id: rename one, or group the files "
-                "with a manifest",
+                f"exam id {folder.name!r} is the name of {len(clash)} folders "
+                f"({', '.join(others)}); one folder per exam, named by the exam id: rename "
+                "one, or group the files with a manifest",
             )
         exams.append(job)
     return exams, []
@@ -296,7 +308,7 @@ def _group_by_manifest(
     from ..formats import detect
 
     rows = read_manifest(manifest)
-    mdir = manifest.resolve().parent
+    mdir = _abs(manifest).parent
     by_path = {f.path: f for f in files}
     by_rel: dict[str, list[InputFile]] = {}
     for f in files:
@@ -311,7 +323,7 @@ def _group_by_manifest(
             raise UsageError(f"{where}: source_file and exam_id must not be empty")
         candidates = []
         p = Path(entry)
-        cand = (p if p.is_absolute() else mdir / p).resolve()
+        cand = _abs(p if p.is_absolute() else mdir / p)
         if str(cand) in by_path:
             candidates.append(by_path[str(cand)])
         for f in by_rel.get(Path(entry).as_posix(), []):

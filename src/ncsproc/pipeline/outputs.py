@@ -1,7 +1,7 @@
 """Writing the cohort tables and ``cohort.h5`` from the per-exam parts, streaming.
 
 The client reads the parts one exam at a time in ``exam_id`` order and appends them to every
-output (CSV, Parquet when pyarrow is installed, HDF5), flushing every ~200,000 cells, so memory
+output (CSV, Parquet when pyarrow is installed, HDF5), flushing every ~100,000 cells, so memory
 does not grow with the cohort. Every output goes to a temporary file renamed into place at the
 end.
 
@@ -54,7 +54,7 @@ CONTRACT_COLUMNS = {
 }
 """Columns used when no exam produced a table at all (the header is still written)."""
 
-_FLUSH_CELLS = 200_000  # rows x columns buffered before a flush (bounds the client's memory)
+_FLUSH_CELLS = 100_000  # rows x columns buffered before a flush (bounds the client's memory)
 _TRACE_BLOCK = 256  # traces per HDF5 chunk of cohort.h5's signal (compressed in threads)
 _COMPRESS_THREADS = 2
 _UNITS = (
@@ -197,8 +197,11 @@ class _TableSink:
             values = self._column(c)
             kind = self.kinds[c]
             if kind == "f":
-                d = self.dec.get(c, self.default_dec)
-                text = [("" if not np.isfinite(v) else f"{v:.{d}f}") for v in values]
+                # exactly write_csv's f"{v:.{d}f}" (on Python floats: 4 x faster than on numpy
+                # scalars), "" for NaN and inf; the typed copy is the text parsed back
+                fmt = f"{{:.{self.dec.get(c, self.default_dec)}f}}".format
+                finite = np.isfinite(values).tolist()
+                text = [fmt(v) if ok else "" for v, ok in zip(values.tolist(), finite, strict=True)]
                 csv_cols[c] = text
                 typed[c] = np.array([float(t) if t else np.nan for t in text], dtype=np.float64)
             else:
@@ -376,7 +379,7 @@ class _TraceSink:
 def _utc() -> str:
     import datetime as _dt
 
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sha256(path: Path) -> tuple[str, int]:

@@ -128,7 +128,8 @@ def encode_part(summary: dict, tables: dict, traces: dict | None = None) -> byte
     schema: dict = {}
     for name, df in tables.items():
         header["tables"][name] = t = _encode_table(df, blob)
-        schema[name] = {"rows": t["rows"], "columns": [[c["name"], c["kind"]] for c in t["columns"]]}
+        schema[name] = {"rows": t["rows"],
+                        "columns": [[c["name"], c["kind"]] for c in t["columns"]]}
     tr_schema = None
     if traces is not None:
         tr: dict = {"coords": {}, "attrs": {}}

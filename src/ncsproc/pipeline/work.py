@@ -130,16 +130,17 @@ def _apply_identity(fd: FileData, f: InputFile, job: ExamJob, manifest: bool) ->
                 f"{float(current[known][0]):g}, but the manifest says {value:g}"
             )
         c[name] = np.where(known, current, value)
-    changed = exam != job.exam_id
-    if changed.any():
-        ids = c["trace"].astype(str).astype(object)
-        for i in np.flatnonzero(changed):
-            prefix = f"{exam[i]}/" if exam[i] else ""
-            if prefix and ids[i].startswith(prefix):
-                ids[i] = f"{job.exam_id}/{ids[i][len(prefix):]}"
-            elif not prefix:
-                ids[i] = f"{job.exam_id}/{ids[i]}"
-        c["trace"] = ids
+    # trace ids "<exam_id>/...": unique across the cohort (exam ids are, and ids within an
+    # exam are checked), so the cohort trace set of cohort.h5 is valid
+    ids = c["trace"].astype(str).astype(object)
+    own = f"{job.exam_id}/"
+    for i in range(n):
+        if ids[i].startswith(own):
+            continue
+        prefix = f"{exam[i]}/" if exam[i] else ""
+        rest = ids[i][len(prefix):] if prefix and ids[i].startswith(prefix) else ids[i]
+        ids[i] = own + rest
+    c["trace"] = ids
     c["exam_id"] = np.array([job.exam_id] * n, dtype=object)
     c["source_file"] = np.array([f.source_file] * n, dtype=object)
 
@@ -286,7 +287,6 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
 
     t0 = time.perf_counter()
     n_threads = 1
-    summaries: dict[str, dict] = {}
     read_ok: list[tuple[ExamJob, list[FileData]]] = []
     errors: dict[str, list[dict]] = {}
     counts: dict[str, dict] = {}
