@@ -60,6 +60,20 @@ _PER_TRACE_KEYS = (
     "temperature", "record", "trace",
 )
 
+
+def _append_trace(meta, fs, t_start, study, code, side, stim, record_site, hp, lp, record,
+                  suffix) -> None:
+    """Append one trace's facts to the per-trace lists (keys :data:`_PER_TRACE_KEYS`)."""
+    for key, value in (
+        ("sampling_rate", fs), ("t_start", t_start), ("study", study), ("nerve", code.nerve),
+        ("side", side), ("modality", code.modality), ("stim_site", stim.site),
+        ("record_site", record_site), ("distance", stim.distance),
+        ("stim_intensity", stim.intensity), ("stim_duration", stim.duration),
+        ("highpass", hp), ("lowpass", lp), ("temperature", stim.temperature),
+        ("record", record), ("trace", f"/{study}/{record}{suffix}"),
+    ):
+        meta[key].append(value)
+
 def _voltage_factor(sig: Signal) -> float | None:
     try:
         return float(unit_factor("voltage", sig.dimension))
@@ -275,23 +289,10 @@ def read_edf_ncs(path) -> xr.Dataset:
             )
             study = ""  # read() names it <side>_<nerve>_<modality> unless a sidecar says otherwise
             signals.append(values[r])
-            meta["sampling_rate"].append(float(Decimal(sig.samples) / h.duration))
-            meta["t_start"].append(t_start)
-            meta["study"].append(study)
-            meta["nerve"].append(code.nerve)
-            meta["side"].append(side)
-            meta["modality"].append(code.modality)
-            meta["stim_site"].append(stim.site)
-            meta["record_site"].append(record_site)
-            meta["distance"].append(stim.distance)
-            meta["stim_intensity"].append(stim.intensity)
-            meta["stim_duration"].append(stim.duration)
-            meta["highpass"].append(hp)
-            meta["lowpass"].append(lp)
-            meta["temperature"].append(stim.temperature)
-            meta["record"].append(r)
-            suffix = f"/{record_site or sig.index}" if several else ""
-            meta["trace"].append(f"/{study}/{r}{suffix}")
+            _append_trace(
+                meta, float(Decimal(sig.samples) / h.duration), t_start, study, code, side, stim,
+                record_site, hp, lp, r, f"/{record_site or sig.index}" if several else "",
+            )
     attrs = {"source_format": h.variant}
     if skipped:
         attrs["skipped_signals"] = ", ".join(skipped)
@@ -425,23 +426,10 @@ def read_edf_continuous(path) -> xr.Dataset:
             )
             study = ""  # read() names it <side>_<nerve>_<modality> unless a sidecar says otherwise
             signals.append(values[i0:i1])
-            meta["sampling_rate"].append(float(fs))
-            meta["t_start"].append(float(Decimal(i0) / fs - rel))
-            meta["study"].append(study)
-            meta["nerve"].append(code.nerve)
-            meta["side"].append(side)
-            meta["modality"].append(code.modality)
-            meta["stim_site"].append(stim.site)
-            meta["record_site"].append(record_site)
-            meta["distance"].append(stim.distance)
-            meta["stim_intensity"].append(stim.intensity)
-            meta["stim_duration"].append(stim.duration)
-            meta["highpass"].append(hp)
-            meta["lowpass"].append(lp)
-            meta["temperature"].append(stim.temperature)
-            meta["record"].append(k)
-            suffix = f"/{record_site or sig.index}" if several else ""
-            meta["trace"].append(f"/{study}/{k}{suffix}")
+            _append_trace(
+                meta, float(fs), float(Decimal(i0) / fs - rel), study, code, side, stim,
+                record_site, hp, lp, k, f"/{record_site or sig.index}" if several else "",
+            )
     attrs = {"source_format": h.variant, "sweep_window": f"{float(w0)!r} {float(w1)!r} s"}
     if skipped:
         attrs["skipped_signals"] = ", ".join(skipped)
