@@ -113,9 +113,12 @@ def test_helpers_match_twins(rng):
     assert got[0] == pytest.approx(1.5e-4, rel=0.02)  # the artefact time constant is recovered
     kern, ref = KERNEL_REFERENCES["subtract_artefact"]
     a, b = y.copy(), y.copy()
-    kern(a, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3)
-    ref(b, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3)
+    kern(a, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3, 1e-12)
+    ref(b, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3, 1e-12)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-15)
+    full = y.copy()
+    ref(full, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3, 0.0)  # never stops early
+    np.testing.assert_allclose(a, full, rtol=0, atol=1e-12)  # the cut-off costs < tol
     s = np.empty(500)
     K._core.smooth_into(y, 10, 500, 1e-6, 2, s)
     sr = KERNEL_REFERENCES["fit_peak"] and __import__(

@@ -141,6 +141,7 @@ N_TAU_GRID = 8
 N_PARABOLIC = 4
 _ART_MIN_SAMPLES = 8
 _ART_SIGNIFICANCE = 25.0  # the artefact model must lower the SSE by this many noise variances
+_ART_TOL = 1e-6  # the fitted artefact is subtracted until it is below this many noise SDs
 
 
 @jit
@@ -205,11 +206,46 @@ def select_kth(v, k, m):
     return v[k]
 
 
+_SMALL_RANK = 24  # ranks below this are found by bounded insertion, not quickselect
+
+
+@jit
+def smallest_two(v, lo, m):
+    """The (lo)-th and (lo + 1)-th smallest of v[:m] (0-based; the second is +inf when lo + 1
+    == m), by insertion into a sorted buffer of the lo + 2 smallest values, which v's tail
+    holds. Reorders v. For small ranks this beats quickselect: few mispredicted branches.
+    """
+    keep = lo + 2 if lo + 2 < m else m
+    # insertion-sort the first `keep` values, then let each later value displace the largest
+    for i in range(1, keep):
+        x = v[i]
+        j = i - 1
+        while j >= 0 and v[j] > x:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = x
+    for i in range(keep, m):
+        x = v[i]
+        if x < v[keep - 1]:
+            j = keep - 2
+            while j >= 0 and v[j] > x:
+                v[j + 1] = v[j]
+                j -= 1
+            v[j + 1] = x
+    second = v[lo + 1] if lo + 1 < m else np.inf
+    return v[lo], second
+
+
 @jit
 def quantile_inplace(v, m, q):
     """Linear-interpolation quantile ``q`` of v[:m] (numpy's default), reordering v in place."""
     pos = q * (m - 1)
     lo = int(math.floor(pos))
+    if lo < _SMALL_RANK:
+        val, nxt = smallest_two(v, lo, m)
+        if lo + 1 < m:
+            val = val + (pos - lo) * (nxt - val)
+        return val
     val = select_kth(v, lo, m)
     if lo + 1 < m:
         nxt = v[lo + 1]
@@ -233,11 +269,33 @@ def block_noise(x, i0, i1, block, tmp):
     k = 0
     b0 = i0
     m = block - 2
+    m4 = m - m % 4
     while b0 + block <= i1:
-        ss = 0.0
-        for i in range(b0 + 1, b0 + block - 1):
-            d = x[i + 1] - 2.0 * x[i] + x[i - 1]
-            ss += d * d
+        # four interleaved partial sums (d2 index k mod 4): four independent add chains
+        xb = x[b0:b0 + block]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(0, m4, 4):
+            d = xb[j + 2] - 2.0 * xb[j + 1] + xb[j]
+            s0 += d * d
+            d = xb[j + 3] - 2.0 * xb[j + 2] + xb[j + 1]
+            s1 += d * d
+            d = xb[j + 4] - 2.0 * xb[j + 3] + xb[j + 2]
+            s2 += d * d
+            d = xb[j + 5] - 2.0 * xb[j + 4] + xb[j + 3]
+            s3 += d * d
+        for j in range(m4, m):
+            d = xb[j + 2] - 2.0 * xb[j + 1] + xb[j]
+            r = j - m4
+            if r == 0:
+                s0 += d * d
+            elif r == 1:
+                s1 += d * d
+            else:
+                s2 += d * d
+        ss = (s0 + s1) + (s2 + s3)
         if math.isfinite(ss):
             tmp[k] = math.sqrt(ss / (6.0 * m))
             k += 1
@@ -276,9 +334,10 @@ def artefact_sse(y, i0, i1, t0, dt, tau):
     b1 = 0.0
     b2 = 0.0
     syy = 0.0
-    for i in range(i0, i1):
+    yv = y[i0:i1]
+    for i in range(i1 - i0):
         f2 = u * e
-        v = y[i]
+        v = yv[i]
         s01 += e
         s02 += f2
         s11 += e * e
@@ -400,21 +459,26 @@ def clipped_until(y, i0, i1):
 
 
 @jit
-def subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1):
+def subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1, tol):
     """y[i] -= (c0 + c1 u) exp(-u), u = t_i / tau, for i in [i0, i1) (exp by recurrence).
 
-    Stops once the remaining artefact is below 1e-12 of its value at i0 (and decreasing).
+    Stops at the first sample past the hump (u >= 1, where the model only decays) whose
+    correction bound ``exp(-u) (|c0| + |c1| u)`` is below ``tol`` (V): the rest of the trace
+    would change by less than that.
     """
     u = (t0 + i0 * dt) / tau
     du = dt / tau
     e = math.exp(-u)
     r = math.exp(-du)
-    for i in range(i0, i1):
-        y[i] -= e * (c0 + c1 * u)
+    a0 = abs(c0)
+    a1 = abs(c1)
+    yv = y[i0:i1] if i1 > i0 else y[0:0]
+    for k in range(yv.shape[0]):
+        if u >= 1.0 and e * (a0 + a1 * u) < tol:
+            break
+        yv[k] -= e * (c0 + c1 * u)
         e *= r
         u += du
-        if e < 1e-300:
-            break
 
 
 @jit
@@ -499,14 +563,37 @@ def robust_line(y, i0, i1, j0, j1, sigma, tmp):
 def settle_index(x, i0, i1, level, band, run):
     """First index >= i0 from which ``run`` samples stay within ``level +- band`` (-1: never)."""
     r = 0
-    for i in range(i0, i1):
-        if abs(x[i] - level) <= band:
+    xv = x[i0:i1] if i1 > i0 else x[0:0]
+    for k in range(xv.shape[0]):
+        if abs(xv[k] - level) <= band:
             r += 1
             if r >= run:
-                return i - run + 1
+                return i0 + k - run + 1
         else:
             r = 0
     return -1
+
+
+@jit
+def _moving_sum_into(y0, s0, m, h, inv, level):
+    """s0[k] = (y0[k] + ... + y0[k + 2h]) * inv - level for k in [0, m).
+
+    Views starting at index 0 let LLVM prove every index non-negative: with a runtime start
+    index, Numba's negative-index wraparound check stops the loop from vectorising (10x slower).
+    """
+    if h == 1:
+        for k in range(m):
+            s0[k] = (y0[k] + y0[k + 1] + y0[k + 2]) * inv - level
+    elif h == 2:
+        for k in range(m):
+            s0[k] = (y0[k] + y0[k + 1] + y0[k + 2] + y0[k + 3] + y0[k + 4]) * inv - level
+    else:
+        w = 2 * h + 1
+        for k in range(m):
+            acc = 0.0
+            for j in range(w):
+                acc += y0[k + j]
+            s0[k] = acc * inv - level
 
 
 @jit
@@ -516,22 +603,8 @@ def smooth_into(y, a, n, level, h, s):
     m = n - a
     k0 = h if h < m else m
     k1 = m - h if m - h > k0 else k0
-    # interior: the loop index is the written index (lets LLVM vectorise)
-    if h == 1:
-        for k in range(k0, k1):
-            i = a + k
-            s[k] = (y[i - 1] + y[i] + y[i + 1]) * inv - level
-    elif h == 2:
-        for k in range(k0, k1):
-            i = a + k
-            s[k] = (y[i - 2] + y[i - 1] + y[i] + y[i + 1] + y[i + 2]) * inv - level
-    else:
-        for k in range(k0, k1):
-            i = a + k
-            acc = 0.0
-            for j in range(i - h, i + h + 1):
-                acc += y[j]
-            s[k] = acc * inv - level
+    if k1 > k0:
+        _moving_sum_into(y[a + k0 - h:], s[k0:], k1 - k0, h, inv, level)
     # edges (shrunk windows): [0, k0) and [k1, m), or everything when there is no interior
     n_head = k0 if k1 > k0 else m
     for kk in range(n_head + (m - k1 if k1 > k0 else 0)):
@@ -543,6 +616,28 @@ def smooth_into(y, a, n, level, h, s):
         for j in range(lo, hi):
             acc += y[j]
         s[k] = acc / (hi - lo) - level
+
+
+@jit
+def arg_extremes(s, a, i0, i1):
+    """First indices of the minimum and the maximum of s[i - a] over i in [i0, i1).
+
+    Returns ``(p, vmin, q, vmax)``; ``p = q = i0`` and infinite values for an empty range.
+    """
+    v = s[i0 - a:i1 - a]
+    p = 0
+    q = 0
+    vmin = np.inf
+    vmax = -np.inf
+    for k in range(v.shape[0]):
+        x = v[k]
+        if x < vmin:
+            vmin = x
+            p = k
+        if x > vmax:
+            vmax = x
+            q = k
+    return i0 + p, vmin, i0 + q, vmax
 
 
 @jit
@@ -902,7 +997,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
                 and sse <= prm[P_K_FIT] * prm[P_K_FIT] * sig * sig * m
                 and sse_c - sse >= _ART_SIGNIFICANCE * sig * sig
             ):
-                subtract_artefact(y, i_blank, n, t0, dt, tau, c0, c1)
+                subtract_artefact(y, i_blank, n, t0, dt, tau, c0, c1, _ART_TOL * sig)
                 fit_level = cl
                 flags |= F_ARTEFACT_SUBTRACTED
 
@@ -976,18 +1071,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
 
     # 5. smoothed deviation over [a, n), negative peak and response test
     smooth_into(y, a, n, level, h, s)
-    p = a
-    q = a
-    vmin = np.inf
-    vpos = -np.inf
-    for i in range(a, e):
-        v = s[i - a]
-        if v < vmin:
-            vmin = v
-            p = i
-        if v > vpos:
-            vpos = v
-            q = i
+    p, vmin, q, vpos = arg_extremes(s, a, a, e)
     thr = prm[P_K_DETECT] * sig_s
     n_gap = n_of(prm[P_MAX_GAP], fs, 1)
     # baseline refinement: a robust straight line (or a constant when its slope is not
@@ -1031,16 +1115,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
             vmin = s[p - a]
             vpos = s[q - a]
             continue
-        vmin = np.inf
-        vpos = -np.inf
-        for i in range(a, e):
-            v = s[i - a]
-            if v < vmin:
-                vmin = v
-                p = i
-            if v > vpos:
-                vpos = v
-                q = i
+        p, vmin, q, vpos = arg_extremes(s, a, a, e)
     if cur_b != 0.0:
         flags |= F_BASELINE_SLOPE
     lb = cur_b
@@ -1126,10 +1201,13 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     if lobe_thr < thr:
         lobe_thr = thr
     area_pre = 0.0
-    for i in range(int(math.ceil(on)), p + 1):
-        v = s[i - a]
-        if v < 0.0:
-            area_pre -= v
+    i_on = int(math.ceil(on))
+    if i_on <= p:
+        sv = s[i_on - a:p + 1 - a]
+        for k in range(sv.shape[0]):
+            v = sv[k]
+            if v < 0.0:
+                area_pre -= v
     vmax = vmin
     prev = vmin
     first_ret = -1.0
@@ -1138,8 +1216,10 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     area_end = 0.0
     lobe_min = vmin
     in_lobe = True
-    for i in range(p + 1, e_lobe):
-        v = s[i - a]
+    sv = s[p + 1 - a:e_lobe - a] if e_lobe > p + 1 else s[0:0]
+    for k in range(sv.shape[0]):
+        i = p + 1 + k
+        v = sv[k]
         if v > vmax:
             vmax = v
         if in_lobe:

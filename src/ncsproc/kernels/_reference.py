@@ -85,7 +85,12 @@ def ref_block_noise(x, i0, i1, block):
     if d2.shape[0] == 0:
         return np.nan
     m = block - 2
-    rms = np.sort(np.sqrt(np.cumsum(d2 * d2, axis=1)[:, -1] / (6.0 * m)))
+    # the kernel's four interleaved partial sums (d2 index mod 4), each summed in order
+    sq = np.zeros((d2.shape[0], -(-m // 4) * 4))
+    sq[:, :m] = d2 * d2
+    lanes = np.cumsum(sq.reshape(d2.shape[0], -1, 4), axis=1)[:, -1, :]
+    ss = (lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])
+    rms = np.sort(np.sqrt(ss / (6.0 * m)))
     if not (rms > 0).any():
         return 0.0
     rms = rms[rms > 0]
@@ -154,7 +159,7 @@ def ref_clipped_until(y, i0, i1):
     return j0 + int(rep[-1]) + 1 if rep.size else i0
 
 
-def ref_subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1):
+def ref_subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1, tol):
     m = i1 - i0
     if m <= 0:
         return
@@ -162,7 +167,9 @@ def ref_subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1):
     steps[0] = math.exp(-(t0 + i0 * dt) / tau)
     e = np.cumprod(steps)
     u = (t0 + np.arange(i0, i1) * dt) / tau
-    y[i0:i1] -= e * (c0 + c1 * u)
+    done = np.flatnonzero((u >= 1.0) & (e * (abs(c0) + abs(c1) * u) < tol))
+    stop = done[0] if done.size else m
+    y[i0:i0 + stop] -= (e * (c0 + c1 * u))[:stop]
 
 
 def ref_robust_level(x, i0, i1, sigma):
@@ -388,7 +395,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         )
         if (np.isfinite(sse) and sse <= prm[P_K_FIT] ** 2 * sig * sig * m
                 and sse_c - sse >= K._ART_SIGNIFICANCE * sig * sig):
-            ref_subtract_artefact(y, i_blank, n, t0, dt, tau, c0, c1)
+            ref_subtract_artefact(y, i_blank, n, t0, dt, tau, c0, c1, K._ART_TOL * sig)
             fit_level = cl
             flags |= K.F_ARTEFACT_SUBTRACTED
 
