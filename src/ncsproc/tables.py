@@ -40,6 +40,8 @@ RESPONSE_ID_COLUMNS = (
     "record",
 )
 RESPONSE_ORDER = (*RESPONSE_ID_COLUMNS, *RESPONSE_COLUMNS, "status")
+REVIEWED_COLUMN = "reviewed"
+"""Column appended to ``responses.csv`` (and ``sites.csv``) for reviewed measures."""
 
 
 def responses_table(measures: xr.Dataset) -> pd.DataFrame:
@@ -54,7 +56,10 @@ def responses_table(measures: xr.Dataset) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per trace, sorted by exam, study, source file and record; values rounded to
-        the column's fixed decimals, NaN where a value does not exist.
+        the column's fixed decimals, NaN where a value does not exist. When the measures were
+        reviewed (:mod:`ncsproc.review`: a ``reviewed`` variable), a ``reviewed`` column is
+        appended after the contract's columns: the corrected markers of the trace
+        (``;``-joined, e.g. ``onset;peak``), empty for a trace nobody corrected.
     """
     cols: dict[str, object] = {}
     for name in RESPONSE_ID_COLUMNS:
@@ -62,7 +67,12 @@ def responses_table(measures: xr.Dataset) -> pd.DataFrame:
     for column, (var, factor, decimals) in RESPONSE_COLUMNS.items():
         cols[column] = np.round(np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
     cols["status"] = np.asarray(measures["status"].values).astype(str)
-    table = pd.DataFrame(cols, columns=list(RESPONSE_ORDER))
+    order = list(RESPONSE_ORDER)
+    if REVIEWED_COLUMN in measures.variables:
+        marks = np.asarray(measures[REVIEWED_COLUMN].values).astype(str)
+        cols[REVIEWED_COLUMN] = marks.astype(object)
+        order.append(REVIEWED_COLUMN)
+    table = pd.DataFrame(cols, columns=order)
     table = table.sort_values(["exam_id", "study", "source_file", "record"], kind="stable")
     return table.reset_index(drop=True)
 

@@ -5,8 +5,10 @@
 >>> result.exit_status, result.summary()                                         # doctest: +SKIP
 
 * :func:`extract` - files, folders or globs in; ``responses.csv``, ``segments.csv``,
-  ``nerves.csv``, ``exams.csv``, ``errors.csv`` (plus ``criteria.csv``, ``sites.csv``), Parquet
-  copies and ``cohort.h5`` out; resumable through a catalogue of per-exam results;
+  ``nerves.csv``, ``exams.csv``, ``errors.csv`` (plus ``criteria.csv``, ``sites.csv``,
+  ``reviews.csv``), Parquet copies and ``cohort.h5`` out; resumable through a catalogue of
+  per-exam results; ``overrides=`` applies a reviewer's marker overrides
+  (:mod:`ncsproc.review`, ``formats/review.md``);
 * :func:`load_settings` - a ``pipelines/<name>.toml`` settings file;
 * :func:`plan_inputs` - the exams a run would process (folders or a manifest);
 * :func:`read_cohort_table` and :func:`open_cohort_traces` - read ``cohort.h5`` back.

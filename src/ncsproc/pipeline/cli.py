@@ -23,11 +23,13 @@ examples:
   ncsproc extract cohort/ --out results --config pipelines/lab-example.toml --workers 2
   ncsproc extract "exports/**/*.edf" --manifest manifest.csv --out results
   ncsproc extract cohort/ --out results --scheduler tcp://10.0.0.5:8786
+  ncsproc extract cohort/ --out results --overrides results/overrides.csv
 
 Outputs (DIR): responses.csv, segments.csv, nerves.csv, exams.csv, errors.csv, criteria.csv,
-sites.csv, their Parquet copies (with pyarrow), cohort.h5, and the cache DIR/.ncsproc/ that
-makes a rerun skip what is done. Exit status 0 all processed, 1 some failures (errors.csv),
-2 usage error. Details: formats/cohort.md.
+sites.csv, reviews.csv, their Parquet copies (with pyarrow), cohort.h5, provenance.json, and
+the cache DIR/.ncsproc/ that makes a rerun skip what is done. With --overrides the reviewed
+markers replace the machine's (formats/review.md). Exit status 0 all processed, 1 some
+failures (errors.csv), 2 usage error. Details: formats/cohort.md.
 """
 
 
@@ -72,6 +74,10 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
                    "(default: the environment variable NCSPROC_PSEUDONYM_KEY; never written)")
     p.add_argument("--date-precision", choices=["none", "year", "month", "day"], default="year",
                    help="how much of the exam date leaves the readers (default: year)")
+    p.add_argument("--overrides", metavar="CSV",
+                   help="marker overrides of a reviewer (trace_id,marker,time_ms,reviewer,reason; "
+                   "formats/review.md): validated first (exit 2 listing every problem), applied "
+                   "after measuring; only the exams they concern are recomputed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
     p.add_argument("-q", "--quiet", action="store_true",
                    help="only errors and the final summary")
@@ -90,6 +96,7 @@ def _configure_logging(quiet: bool) -> logging.Handler:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     """Run ``ncsproc extract``; return the exit status."""
+    from ..review import OverridesError
     from .execute import SchedulerError
     from .extract import extract
     from .inputs import UsageError
@@ -131,8 +138,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
             progress=display,
             pseudonymizer=key,
             date_precision=args.date_precision,
+            overrides=args.overrides,
         )
-    except (UsageError, ConfigError, SchedulerError) as exc:
+    except (UsageError, ConfigError, SchedulerError, OverridesError) as exc:
         print(f"ncsproc extract: {exc}", file=sys.stderr)
         return 2
     finally:

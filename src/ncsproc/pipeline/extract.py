@@ -173,6 +173,7 @@ def extract(
     progress: Callable[[Progress], None] | None = None,
     pseudonymizer=None,
     date_precision: str = "year",
+    overrides=None,
 ) -> ExtractResult:
     """Run the cohort pipeline: files, folders or globs in, the contract's tables out.
 
@@ -212,6 +213,12 @@ def extract(
         from patient fields: the manifest's subject id or the exam folder's id is used.
     date_precision : {"none", "year", "month", "day"}
         How much of the exam date the outputs keep (default: the year).
+    overrides : path-like or ncsproc.review.Overrides, optional
+        Marker overrides (``overrides.csv``, ``formats/review.md``), validated before anything
+        runs and applied after the measurement of each exam they concern; those exams'
+        cache keys include their override lines, so editing the file recomputes exactly the
+        exams whose lines changed. Adds ``reviewed`` / ``reviewed_traces`` columns, fills
+        ``reviews.csv`` and records the file's SHA-256 in ``provenance.json``.
 
     Returns
     -------
@@ -221,6 +228,8 @@ def extract(
     ------
     UsageError
         No input, a path that does not exist, a malformed manifest.
+    ncsproc.review.OverridesError
+        An invalid overrides file (every problem listed).
     ConfigError
         An invalid settings file.
     ValueError
@@ -229,6 +238,7 @@ def extract(
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     settings = with_privacy(load_settings(config), pseudonymizer, date_precision)
+    review = _load_overrides(overrides)
     if parquet is None:
         parquet = parquet_available()
     elif parquet and not parquet_available():
@@ -247,6 +257,7 @@ def extract(
     valid = [e for e in plan.exams if e.problem is None]
     t0 = time.perf_counter()
     hash_exams(valid, settings.sha256)
+    review_errors = _assign_overrides(review, plan.exams, valid)
     timings["hash"] = time.perf_counter() - t0
     logger.info("%d candidate file(s) in %d exam(s) (%s); settings %s (%s)",
                 plan.n_candidates, len(plan.exams), plan.mode, settings.name,
@@ -285,6 +296,7 @@ def extract(
         del rows
         result.n_cached = sum(1 for r in done.values() if r["status"] != "empty")
         extra_errors = list(plan.errors) + [_problem_row(e) for e in plan.exams if e.problem]
+        extra_errors += review_errors
         content = {e.key: e.content_sha256 for e in valid}
 
         # -- compute ------------------------------------------------------------------------
@@ -398,6 +410,7 @@ def extract(
             "traces": bool(traces),
             "parquet": bool(parquet),
             "tables": list(TABLE_FILES),
+            "overrides": None if review is None else [review.source, review.sha256],
         }
         plan_sha = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
         previous = catalog.outputs()
@@ -418,10 +431,12 @@ def extract(
             result.outputs_written = False
             logger.info("outputs are up to date; nothing written")
         else:
-            written = merge_outputs(out, entries, extra_errors, settings=settings,
-                                    traces=bool(traces), parquet=bool(parquet), schema=schema)
+            written = merge_outputs(
+                out, entries, extra_errors, settings=settings, traces=bool(traces),
+                parquet=bool(parquet), schema=schema,
+                review=None if review is None else {"sha256": review.sha256})
             catalog.set_outputs(run_id, plan_sha, written)
-        _write_provenance(out, valid, settings)
+        _write_provenance(out, valid, settings, review)
         timings["merge"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - t_start
         timings["total"] = result.seconds
@@ -439,9 +454,57 @@ def extract(
     return result
 
 
-def _write_provenance(out: Path, exams, settings) -> None:
+def _load_overrides(overrides):
+    """The validated overrides (None without); an invalid file raises OverridesError."""
+    if overrides is None:
+        return None
+    from ..review import Overrides, read_overrides
+
+    return overrides if isinstance(overrides, Overrides) else read_overrides(overrides)
+
+
+def _assign_overrides(review, exams: list[ExamJob], valid: list[ExamJob]) -> list[dict]:
+    """Give each exam its override lines and fold them into its cache key; return the
+    errors.csv rows of lines that belong to no exam this run processes."""
+    if review is None:
+        return []
+    from ..review import Overrides
+
+    by_id = {e.exam_id: e for e in exams}
+    ids = sorted(by_id, key=len, reverse=True)  # the longest matching exam id wins
+    lines: dict[str, list] = {}
+    errors = []
+    for r in review.rows:
+        exam = next((e for e in ids if r.trace_id.startswith(f"{e}/")), None)
+        if exam is None:
+            known = ", ".join(sorted(by_id)[:5]) + (", ..." if len(by_id) > 5 else "")
+            errors.append({
+                "source_file": review.source, "error": "OverrideError",
+                "message": f"{r.where}: trace {r.trace_id!r} belongs to no exam of this run "
+                f"(exams: {known}); copy the id from the trace column of sites.csv",
+                "exam_id": "", "stage": "review"})
+            continue
+        lines.setdefault(exam, []).append(r)
+    usable = {id(e) for e in valid}
+    for exam, rows in lines.items():
+        job = by_id[exam]
+        if id(job) not in usable:
+            errors.extend({
+                "source_file": review.source, "error": "OverrideError",
+                "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
+                "applied: the exam was not processed (see its error)",
+                "exam_id": exam, "stage": "review"} for r in rows)
+            continue
+        job.overrides = tuple(rows)
+        digest = Overrides(review.source, "", tuple(rows)).digest()
+        job.key = hashlib.sha256(f"{job.key}:overrides:{digest}".encode()).hexdigest()
+    return errors
+
+
+def _write_provenance(out: Path, exams, settings, review=None) -> None:
     """``provenance.json``: what the registry export records about where the numbers came
-    from (SHA-256 of every input file, settings hash, key fingerprint, date precision)."""
+    from (SHA-256 of every input file, settings hash, key fingerprint, date precision, and
+    with ``--overrides`` the overrides file's name, SHA-256 and number of lines)."""
     import pandas as pd
 
     from ..registry import write_provenance
@@ -461,6 +524,11 @@ def _write_provenance(out: Path, exams, settings) -> None:
     fresh = write_provenance(staging, sources=sources, settings_sha256=settings.sha256,
                              pseudonymizer=settings.pseudonymizer,
                              date_precision=settings.date_precision)
+    if review is not None:  # an extension of the registry's format (it ignores unknown keys)
+        doc = json.loads(fresh.read_text(encoding="utf-8"))
+        doc["overrides"] = {"file": review.source, "sha256": review.sha256,
+                            "rows": len(review.rows)}
+        fresh.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     target = out / fresh.name
     if target.is_file() and target.read_bytes() == fresh.read_bytes():
         fresh.unlink()  # a rerun that changes nothing touches nothing

@@ -81,6 +81,7 @@ class ExamJob:
     content_sha256: str = ""
     key: str = ""
     file_sha256: dict = field(default_factory=dict)  # source_file -> SHA-256 of its bytes
+    overrides: tuple = ()  # ncsproc.review.Override lines of this exam (they enter its key)
 
     @property
     def n_files(self) -> int:

@@ -29,8 +29,15 @@ from .parts import decode_part
 __all__ = ["merge_outputs", "CohortSchema", "TABLE_FILES", "CONTRACT_COLUMNS", "read_cohort_table",
            "open_cohort_traces", "merge_kinds", "column_units"]
 
-TABLE_FILES = ("responses", "segments", "nerves", "exams", "criteria", "sites", "errors")
-"""Tables written (``<name>.csv``); the first four and ``errors`` are the contract's."""
+TABLE_FILES = ("responses", "segments", "nerves", "exams", "criteria", "sites", "reviews",
+               "errors")
+"""Tables written (``<name>.csv``); the first four and ``errors`` are the contract's;
+``reviews`` lists the values recomputed from marker overrides (header only without them)."""
+
+REVIEW_COLUMNS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
+                  "exams": "reviewed_traces"}
+"""Text columns appended (last) to these tables when a run has ``--overrides``; empty for
+exams and rows nobody reviewed."""
 
 ERROR_COLUMNS = ("source_file", "error", "message", "exam_id", "stage")
 
@@ -50,6 +57,7 @@ CONTRACT_COLUMNS = {
     "exams": ("exam_id", "subject_id", "pattern", "rules_version", "n_motor_studies"),
     "criteria": ("criteria_set", "criterion", "exam_id", "study"),
     "sites": ("exam_id", "study", "stim_site"),
+    "reviews": (),  # fixed by ncsproc.review.REVIEWS_COLUMNS (see merge_outputs)
     "errors": ERROR_COLUMNS,
 }
 """Columns used when no exam produced a table at all (the header is still written)."""
@@ -106,14 +114,19 @@ def _text(v) -> str | None:
 class _TableSink:
     """One table: CSV (+ Parquet) (+ a group of cohort.h5), appended in exam order."""
 
-    def __init__(self, name, columns, kinds, total_rows, out: Path, tag: str, h5, parquet):
+    def __init__(self, name, columns, kinds, total_rows, out: Path, tag: str, h5, parquet,
+                 fill=None, const=None):
         """``h5``: an open h5netcdf file in which the table's group is created (the data are
-        written later through :meth:`attach`, with plain h5py, which is much faster)."""
+        written later through :meth:`attach`, with plain h5py, which is much faster).
+        ``fill``: {column: value} for parts without that column (default: empty);
+        ``const``: {column: value} written in every row whatever the parts hold."""
         from ..tables import DEFAULT_DECIMALS
 
         self.name = name
         self.columns = list(columns)
         self.kinds = dict(kinds)
+        self.fill = dict(fill or {})
+        self.const = dict(const or {})
         self.dec = _decimals(self.columns)
         self.default_dec = DEFAULT_DECIMALS
         self.total = int(total_rows)
@@ -177,7 +190,11 @@ class _TableSink:
         parts = []
         for cols, n in self.buffer:
             a = cols.get(c)
-            if a is None:
+            if c in self.const:
+                a = np.full(n, self.const[c], dtype=object)
+            elif a is None and c in self.fill:
+                a = np.full(n, self.fill[c], dtype=object)
+            elif a is None:
                 a = np.full(n, np.nan) if kind in "fi" else np.full(n, np.nan, dtype=object)
             parts.append(a)
         if kind == "f":
@@ -450,8 +467,29 @@ class CohortSchema:
         return order, dict(self.rows), n, self.width, dtype
 
 
+def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
+    """Column order, forced kinds, fills and constants of the review columns and tables."""
+    from ..review import REVIEWS_COLUMNS, REVIEWS_KINDS
+
+    kinds: dict[str, dict[str, str]] = {name: {} for name in order}
+    fills: dict[str, dict] = {name: {} for name in order}
+    consts: dict[str, dict] = {name: {} for name in order}
+    order["reviews"] = {c: {REVIEWS_KINDS[c]} for c in REVIEWS_COLUMNS}
+    kinds["reviews"] = dict(REVIEWS_KINDS)
+    if review is not None:
+        consts["reviews"]["overrides_sha256"] = review["sha256"]
+        for name, col in REVIEW_COLUMNS.items():
+            order[name].pop(col, None)
+            if order[name]:  # a table without any column stays as the contract's header
+                order[name][col] = {"s"}
+                kinds[name][col] = "s"
+                fills[name][col] = ""
+    return kinds, fills, consts
+
+
 def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, settings,
-                  traces: bool, parquet: bool, schema: CohortSchema) -> dict[str, tuple]:
+                  traces: bool, parquet: bool, schema: CohortSchema,
+                  review: dict | None = None) -> dict[str, tuple]:
     """Write every output of a run from the parts of its exams.
 
     Parameters
@@ -469,6 +507,10 @@ def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, setting
         Also write Parquet copies.
     schema : CohortSchema
         The part heads of ``entries``, accumulated.
+    review : dict, optional
+        ``{"sha256": ...}`` of the run's overrides file: the review columns are appended to
+        every row of ``responses``, ``sites``, ``nerves`` and ``exams`` (empty where nobody
+        reviewed) and the file's SHA-256 fills ``reviews.overrides_sha256``.
 
     Returns
     -------
@@ -479,6 +521,7 @@ def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, setting
 
     tag = f"{os.getpid()}"
     order, rows, n_traces, width, dtype = schema.result(traces)
+    forced, fills, consts = _review_schema(order, review)
     error_rows = list(errors)
     rows["errors"] = len(error_rows) + schema.part_errors
 
@@ -498,9 +541,9 @@ def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, setting
             nc.create_group("tables")
             for name in TABLE_FILES:
                 cols = order[name] or {c: {"s"} for c in CONTRACT_COLUMNS[name]}
-                kinds = {c: merge_kinds(k) for c, k in cols.items()}
+                kinds = {c: forced[name].get(c) or merge_kinds(k) for c, k in cols.items()}
                 sinks[name] = _TableSink(name, list(cols), kinds, rows[name], out, tag, nc,
-                                         parquet)
+                                         parquet, fill=fills[name], const=consts[name])
             trace_sink = None
             if traces and n_traces:
                 history = (

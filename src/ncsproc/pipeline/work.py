@@ -246,7 +246,7 @@ def _split(table, exam_ids) -> dict:
     return out
 
 
-def _tables_for(measures, settings) -> dict:
+def _tables_for(measures, settings, review=None) -> dict:
     from .. import features
     from ..tables import responses_table
 
@@ -254,10 +254,106 @@ def _tables_for(measures, settings) -> dict:
         measures, limits=settings.limits, rules=settings.rules, criteria=list(settings.criteria)
     )
     t["responses"] = responses_table(measures)
+    if review is not None:
+        from ..review import reviews_table
+
+        _add_review_columns(t, measures)
+        # the file's SHA-256 is a property of the run, not of the exam: merge_outputs fills it
+        # in, so an exam's part depends only on its own override lines
+        t["reviews"] = reviews_table(review, overrides_sha256="")
     return t
 
 
 TABLES = ("responses", "segments", "nerves", "exams", "criteria", "sites")
+REVIEW_COLUMNS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
+                  "exams": "reviewed_traces"}
+"""Columns appended to the tables of an exam that has marker overrides (``--overrides``)."""
+
+
+def _add_review_columns(t: dict, measures) -> None:
+    """``sites.reviewed`` (the corrected markers of the trace used at the site) and
+    ``reviewed_traces`` of ``nerves`` (the reviewed traces of the study and of the F-wave study
+    it takes its F waves from) and ``exams`` (of the exam), ``;``-joined and sorted."""
+    ids = np.asarray(measures["trace"].values).astype(str)
+    marks = np.asarray(measures["reviewed"].values).astype(str)
+    exam = np.asarray(measures["exam_id"].values).astype(str)
+    study = np.asarray(measures["study"].values).astype(str)
+    mark = dict(zip(ids, marks, strict=True))
+    by_study: dict[tuple[str, str], set] = {}
+    by_exam: dict[str, set] = {}
+    for i in np.flatnonzero(marks != ""):
+        by_study.setdefault((exam[i], study[i]), set()).add(ids[i])
+        by_exam.setdefault(exam[i], set()).add(ids[i])
+
+    def text(values) -> str:
+        return ";".join(sorted(values))
+
+    sites = t["sites"].copy()
+    sites["reviewed"] = np.array([mark.get(str(x), "") for x in sites["trace"]], dtype=object)
+    t["sites"] = sites
+    nerves = t["nerves"].copy()
+    f_study = [f if isinstance(f, str) else "" for f in nerves["f_study"]] \
+        if "f_study" in nerves else [""] * len(nerves)
+    nerves["reviewed_traces"] = np.array([
+        text(by_study.get((e, s), set()) | (by_study.get((e, f), set()) if f else set()))
+        for e, s, f in zip(nerves["exam_id"], nerves["study"], f_study, strict=True)
+    ], dtype=object)
+    t["nerves"] = nerves
+    exams = t["exams"].copy()
+    exams["reviewed_traces"] = np.array(
+        [text(by_exam.get(str(e), set())) for e in exams["exam_id"]], dtype=object)
+    t["exams"] = exams
+
+
+def _review(measures, traces, jobs: list[ExamJob]):
+    """Apply the marker overrides of ``jobs`` to a batch's measures.
+
+    Returns (measures, Review or None, {job key: error rows}); an override that cannot be
+    applied is an error row of its exam (stage ``review``), the others are applied.
+    """
+    rows = [r for job in jobs for r in job.overrides]
+    if not rows:
+        return measures, None, {}
+    from ..review import Overrides, review_measures
+
+    source = rows[0].source
+    result = review_measures(measures, traces, Overrides(source, "", tuple(rows)))
+    owner = {(r.trace_id, r.line): job for job in jobs for r in job.overrides}
+    errors: dict[str, list[dict]] = {}
+    for p in result.problems:
+        job = owner[(p.trace_id, p.line)]
+        errors.setdefault(job.key, []).append({
+            "source_file": source, "error": "OverrideError", "message": p.message,
+            "exam_id": job.exam_id, "stage": "review", "transient": False,
+        })
+    return result.measures, result, errors
+
+
+def _measure_and_tabulate(ds, jobs: list[ExamJob], settings, n_threads: int):
+    import ncsproc
+
+    measures = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
+    measures, review, errors = _review(measures, ds, jobs)
+    return _tables_for(measures, settings, review), errors
+
+
+def _review_layout(tables: dict, reviewed: bool) -> dict:
+    """An exam without override lines has no review columns and no ``reviews`` table (its part
+    does not depend on anyone else's overrides); an exam with some has them, last."""
+    out = {}
+    for name, cols in tables.items():
+        if name == "reviews":
+            if reviewed:
+                out[name] = cols
+            continue
+        col = REVIEW_COLUMNS.get(name)
+        if col is None:
+            out[name] = cols
+            continue
+        rest = [(n, a) for n, a in cols if n != col]
+        mine = [(n, a) for n, a in cols if n == col]
+        out[name] = rest + (mine if reviewed else [])
+    return out
 
 
 def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bool,
@@ -283,8 +379,6 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
         Per exam: ``key, exam_id, status, cacheable, part, part_sha256, n_files, n_read,
         n_skipped, n_traces, n_errors, errors, seconds``.
     """
-    import ncsproc
-
     t0 = time.perf_counter()
     n_threads = 1
     read_ok: list[tuple[ExamJob, list[FileData]]] = []
@@ -310,23 +404,26 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
         try:
             task_ds = build_dataset([fd for _, fl in read_ok for fd in fl],
                                     f"extract: {len(read_ok)} exam(s)")
-            measures = ncsproc.measure(task_ds, n_threads=n_threads, **settings.measure)
-            tables = _tables_for(measures, settings)
+            tables, review_errors = _measure_and_tabulate(
+                task_ds, [job for job, _ in read_ok], settings, n_threads)
             ids = [job.exam_id for job, _ in read_ok]
-            split = {name: _split(tables[name], ids) for name in TABLES}
+            split = {name: _split(tables[name], ids) for name in tables}
             for job, _ in read_ok:
-                results[job.key] = {name: split[name][job.exam_id] for name in TABLES}
+                results[job.key] = {name: split[name][job.exam_id] for name in tables}
         except Exception:
             # isolate the exam that fails: measure and tabulate each one alone
+            review_errors = {}
             for job, fl in read_ok:
                 try:
                     ds = build_dataset(fl, f"extract: exam {job.exam_id}")
-                    m = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
-                    t = _tables_for(m, settings)
+                    t, errs = _measure_and_tabulate(ds, [job], settings, n_threads)
                     results[job.key] = {name: _split(t[name], [job.exam_id])[job.exam_id]
-                                        for name in TABLES}
+                                        for name in t}
+                    review_errors.update(errs)
                 except Exception as exc:
                     errors[job.key].append(_error(job.label, exc, job, "measure"))
+        for key, errs in review_errors.items():
+            errors[key].extend(errs)
 
     traces_by_key = {job.key: fl for job, fl in read_ok}
     out = []
@@ -351,10 +448,18 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
                 "n_traces": np.full(n_rows, c["n_traces"], dtype=np.int64),
             }
             tables["exams"] = exams + [(k, v) for k, v in extra.items() if k not in dict(exams)]
+            tables = _review_layout(tables, bool(job.overrides))
             status = "done"
         else:
             tables = {}
             status = "failed" if errs else "empty"
+            for r in job.overrides:
+                errs.append({
+                    "source_file": r.source, "error": "OverrideError",
+                    "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
+                    "applied: no trace of this exam could be measured (see its other errors)",
+                    "exam_id": job.exam_id, "stage": "review", "transient": False,
+                })
         summary = {
             "key": job.key,
             "exam_id": job.exam_id,

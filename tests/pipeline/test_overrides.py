@@ -1,0 +1,289 @@
+"""``ncsproc extract --overrides``: reviewed markers end to end on data_samples/simulated.
+
+One run without overrides is the reference (module fixture); every other run starts from a
+copy of its output folder, so the cache behaviour is part of what is tested: an override
+recomputes its exam only, and the tables are byte-identical to a fresh run with the same file.
+Measured latencies are read from the reference run (the kernels may change), never hard-coded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ncsproc.pipeline import extract
+from ncsproc.review import REVIEWS_COLUMNS
+
+from .helpers import REPO, cli
+
+DATA = REPO / "data_samples" / "simulated"
+HEADER = "trace_id,marker,time_ms,reviewer,reason\n"
+REVIEW_COLS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
+               "exams": "reviewed_traces"}
+
+
+def _text(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def _run(out: Path, overrides=None):
+    return extract([DATA], out, scheduler="synchronous", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("overrides") / "base"
+    code, err = cli(["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q"])
+    assert code == 0, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def distal_median(base) -> dict:
+    """The distal site of EX0001's median motor study, as the reference run measured it."""
+    sites = _text(base / "sites.csv")
+    row = sites[(sites["exam_id"] == "EX0001") & (sites["study"] == "L_median_motor")
+                & (sites["site_index"] == "0")].iloc[0]
+    return row.to_dict()
+
+
+def _copy(base: Path, dest: Path) -> Path:
+    shutil.copytree(base, dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def reviewed(base, distal_median, tmp_path_factory):
+    """The reference folder rerun with one onset moved by +1 ms."""
+    root = tmp_path_factory.mktemp("reviewed")
+    path = root / "overrides.csv"
+    onset = float(distal_median["onset_ms"])
+    path.write_text("# review of 2024-05-02\n" + HEADER
+                    + f"{distal_median['trace']},onset,{onset + 1:.3f},Dr Rev,late take-off\n",
+                    encoding="utf-8")
+    out = _copy(base, root / "out")
+    return out, _run(out, path), path
+
+
+def test_only_the_reviewed_exam_is_recomputed(reviewed):
+    out, result, _ = reviewed
+    assert (result.n_computed, result.n_cached, result.n_errors) == (1, 3, 0)
+    assert result.exit_status == 0
+
+
+def _split(base_t: pd.DataFrame, new_t: pd.DataFrame, name: str):
+    col = REVIEW_COLS.get(name)
+    assert list(new_t.columns) == [*base_t.columns, *([col] if col else [])], name
+    return new_t[list(base_t.columns)], (new_t[col] if col else None)
+
+
+def test_responses_and_sites_change_in_the_reviewed_row_only(base, reviewed, distal_median):
+    out, _, _ = reviewed
+    on = float(distal_median["onset_ms"])
+    for name, key in (("responses", ["exam_id", "study", "record"]),
+                      ("sites", ["exam_id", "study", "site_index"])):
+        before = _text(base / f"{name}.csv")
+        after, marks = _split(before, _text(out / f"{name}.csv"), name)
+        assert (after[key] == before[key]).all().all()
+        target = ((before["exam_id"] == "EX0001") & (before["study"] == "L_median_motor")
+                  & (before["stim_site"] == distal_median["stim_site"])).to_numpy()
+        assert target.sum() == 1
+        assert list(marks[target]) == ["onset"] and (marks[~target] == "").all()
+        pd.testing.assert_frame_equal(after[~target], before[~target])
+        changed = [c for c in before.columns if (after[target][c] != before[target][c]).any()]
+        assert changed == ["onset_ms", "neg_duration_ms", "total_duration_ms", "neg_area_uvms"]
+        a, b = after[target].iloc[0], before[target].iloc[0]
+        assert a["onset_ms"] == f"{on + 1:.3f}"
+        for c in ("neg_duration_ms", "total_duration_ms"):  # the end stays where it was
+            assert float(a[c]) == pytest.approx(float(b[c]) - 1, abs=1.5e-3)
+        assert float(a["neg_area_uvms"]) < float(b["neg_area_uvms"])
+
+
+def test_nerve_features_criteria_and_pattern_follow(base, reviewed, distal_median):
+    out, _, _ = reviewed
+    nb = _text(base / "nerves.csv")
+    na, marks = _split(nb, _text(out / "nerves.csv"), "nerves")
+    target = ((nb["exam_id"] == "EX0001") & (nb["study"] == "L_median_motor")).to_numpy()
+    assert list(marks[target]) == [distal_median["trace"]] and (marks[~target] == "").all()
+    pd.testing.assert_frame_equal(na[~target], nb[~target])
+    row, old = na[target].iloc[0], nb[target].iloc[0]
+    dml = float(old["dml_ms"]) + 1
+    assert row["dml_ms"] == f"{dml:.3f}"
+    # by hand from the segment distance and the onsets of responses.csv
+    seg = _text(out / "segments.csv")
+    seg = seg[(seg["exam_id"] == "EX0001") & (seg["study"] == "L_median_motor")].iloc[0]
+    resp = _text(out / "responses.csv")
+    prox = resp[(resp["exam_id"] == "EX0001") & (resp["study"] == "L_median_motor")
+                & (resp["stim_site"] == seg["proximal_site"])].iloc[0]
+    cv = float(seg["distance_mm"]) / (float(prox["onset_ms"]) - dml)  # mm/ms = m/s
+    d = float(distal_median["distance_mm"])
+    assert float(row["cv_m_s"]) == pytest.approx(cv, rel=2e-3)
+    assert float(row["tli"]) == pytest.approx(d / (cv * dml), rel=2e-3)
+    assert float(row["residual_latency_ms"]) == pytest.approx(dml - d / cv, rel=2e-3)
+    assert float(row["cv_m_s"]) > float(old["cv_m_s"]) and float(row["tli"]) < float(old["tli"])
+    # the criteria follow the new values: temporal dispersion uses the shortened distal CMAP
+    crit = _text(out / "criteria.csv")
+    td = crit[(crit["exam_id"] == "EX0001") & (crit["study"] == "L_median_motor")
+              & (crit["criterion"] == "td") & (crit["criteria_set"] == "efns_pns_2010")].iloc[0]
+    assert float(td["value"]) == pytest.approx(float(row["max_td_pct"]), abs=0.01)
+    assert td["state"] == ("met" if float(td["value"]) > 30 else "not_met")
+    cb = _text(base / "criteria.csv")
+    keep = (cb["exam_id"] != "EX0001").to_numpy()
+    pd.testing.assert_frame_equal(crit[keep].reset_index(drop=True),
+                                  cb[keep].reset_index(drop=True))
+    eb = _text(base / "exams.csv")
+    ea, emarks = _split(eb, _text(out / "exams.csv"), "exams")
+    first = (eb["exam_id"] == "EX0001").to_numpy()
+    pd.testing.assert_frame_equal(ea[~first], eb[~first])
+    assert list(emarks) == [distal_median["trace"], "", "", ""]
+    if td["state"] == "met":  # a demyelinating feature in a 'normal' exam: no longer normal
+        assert eb[first]["pattern"].iloc[0] == "normal"
+        assert ea[first]["pattern"].iloc[0] != "normal"
+
+
+def test_reviews_table_and_provenance(reviewed, distal_median):
+    out, _, path = reviewed
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    rev = _text(out / "reviews.csv")
+    assert list(rev.columns) == list(REVIEWS_COLUMNS)
+    assert list(rev["variable"]) == ["onset_latency", "negative_duration", "total_duration",
+                                     "negative_area"]
+    assert set(rev["trace_id"]) == {distal_median["trace"]} and set(rev["exam_id"]) == {"EX0001"}
+    assert set(rev["marker"]) == {"onset"} and set(rev["line"]) == {"3"}
+    assert set(rev["reviewer"]) == {"Dr Rev"} and set(rev["reason"]) == {"late take-off"}
+    assert set(rev["overrides_sha256"]) == {sha}
+    assert list(rev["units"]) == ["ms", "ms", "ms", "uVms"]
+    first = rev.iloc[0]
+    on = float(distal_median["onset_ms"])
+    assert float(first["original"]) == on and float(first["reviewed"]) == pytest.approx(on + 1)
+    assert float(rev.iloc[3]["original"]) == float(distal_median["neg_area_uvms"])
+    resp = _text(out / "responses.csv")
+    row = resp[resp["reviewed"] == "onset"].iloc[0]
+    assert float(rev.iloc[3]["reviewed"]) == float(row["neg_area_uvms"])
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["overrides"] == {"file": "overrides.csv", "sha256": sha, "rows": 1}
+    from ncsproc.pipeline import read_cohort_table
+
+    h5 = read_cohort_table(out / "cohort.h5", "reviews")
+    assert list(h5.columns) == list(REVIEWS_COLUMNS) and len(h5) == 4
+    assert (out / "reviews.parquet").is_file()
+
+
+def test_a_fresh_run_gives_the_same_bytes(reviewed, tmp_path):
+    out, _, path = reviewed
+    fresh = tmp_path / "fresh"
+    result = _run(fresh, path)
+    assert result.n_computed == 4 and result.n_cached == 0
+    for f in sorted(out.glob("*.csv")) + sorted(out.glob("*.parquet")):
+        assert (fresh / f.name).read_bytes() == f.read_bytes(), f.name
+    assert (fresh / "provenance.json").read_bytes() == (out / "provenance.json").read_bytes()
+
+
+def test_editing_the_file_recomputes_exactly_the_exams_it_concerns(base, reviewed, tmp_path):
+    out0, _, path = reviewed
+    out = _copy(out0, tmp_path / "out")
+    sites = _text(base / "sites.csv")
+    other = sites[(sites["exam_id"] == "EX0004") & (sites["study"] == "L_ulnar_motor")
+                  & (sites["site_index"] == "0")].iloc[0]
+    edited = tmp_path / "overrides.csv"
+    edited.write_text(path.read_text() + f"{other['trace']},peak,{other['peak_ms']},Dr Rev,"
+                      "\"confirmed, as measured\"\n# end\n", encoding="utf-8")
+    result = _run(out, edited)
+    assert (result.n_computed, result.n_cached) == (1, 3)  # EX0004 only
+    marks = _text(out / "responses.csv")["reviewed"]
+    assert sorted(marks[marks != ""]) == ["onset", "peak"]
+    rev = _text(out / "reviews.csv")
+    assert list(rev[rev["exam_id"] == "EX0004"]["variable"]) == [
+        "peak_latency", "amplitude", "peak_to_peak", "snr"]
+    assert set(rev["overrides_sha256"]) == {hashlib.sha256(edited.read_bytes()).hexdigest()}
+    # without the file: every exam from the cache, every table as in the reference run
+    result = _run(out)
+    assert (result.n_computed, result.n_cached) == (0, 4)
+    for f in sorted(base.glob("*.csv")):
+        assert (out / f.name).read_bytes() == f.read_bytes(), f.name
+    assert "overrides" not in json.loads((out / "provenance.json").read_text())
+    assert len(_text(out / "reviews.csv")) == 0
+
+
+def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tmp_path):
+    nerves = _text(base / "nerves.csv")
+    sites = _text(base / "sites.csv")
+    lines, studies = [], ["L_tibial_motor", "L_ulnar_motor"]
+    for study in studies:
+        n = nerves[(nerves["exam_id"] == "EX0003") & (nerves["study"] == study)].iloc[0]
+        assert float(n["dml_pct_uln"]) < 150
+        uln = float(n["dml_ms"]) / (float(n["dml_pct_uln"]) / 100)
+        s = sites[(sites["exam_id"] == "EX0003") & (sites["study"] == study)
+                  & (sites["site_index"] == "0")].iloc[0]
+        new = round(1.55 * uln, 2)
+        assert new < float(s["peak_ms"])
+        lines.append(f"{s['trace']},onset,{new},Dr Rev,prolonged distal latency\n")
+    path = tmp_path / "overrides.csv"
+    path.write_text(HEADER + "".join(lines), encoding="utf-8")
+    out = _copy(base, tmp_path / "out")
+    result = _run(out, path)
+    assert (result.n_computed, result.n_cached) == (1, 3)
+    na = _text(out / "nerves.csv")
+    cb, ca = _text(base / "criteria.csv"), _text(out / "criteria.csv")
+    for study in studies:
+        row = na[(na["exam_id"] == "EX0003") & (na["study"] == study)].iloc[0]
+        assert float(row["dml_pct_uln"]) == pytest.approx(155, abs=0.5)
+        assert "dml" in row["efns_pns_2010_met"].split(";")
+        assert "dml" in row["ean_pns_2021_met"].split(";")
+        for cs in ("efns_pns_2010", "ean_pns_2021"):
+            sel = ((ca["exam_id"] == "EX0003") & (ca["study"] == study)
+                   & (ca["criteria_set"] == cs) & (ca["criterion"] == "dml"))
+            old = cb[sel.to_numpy()].iloc[0]
+            new = ca[sel].iloc[0]
+            assert (old["state"], old["met"]) == ("not_met", "False")
+            assert (new["state"], new["met"]) == ("met", "True")
+            assert float(new["value"]) == pytest.approx(float(row["dml_pct_uln"]), abs=0.01)
+    keep = (cb["exam_id"] != "EX0003").to_numpy()
+    pd.testing.assert_frame_equal(ca[keep].reset_index(drop=True),
+                                  cb[keep].reset_index(drop=True))
+    assert (_text(out / "exams.csv")["reviewed_traces"].str.count("EX0003/") == [0, 0, 2, 0]).all()
+
+
+def test_an_invalid_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text(HEADER + "EX0001/L_median_motor/0,onset,3.4.5,Dr A,x\n"
+                    "EX0001/L_median_motor/0,peek,5,Dr A,x\n"
+                    "EX0001/L_median_motor/1,onset,8,,x\n", encoding="utf-8")
+    out = tmp_path / "out"
+    code, err = cli(["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q",
+                     "--overrides", path])
+    assert code == 2
+    for line, what in ((2, "time_ms '3.4.5' is not a number"), (3, "marker 'peek'"),
+                       (4, "reviewer is empty")):
+        assert f"bad.csv line {line}: {what}" in err
+    assert not out.exists()  # nothing is written for a usage error
+
+
+def test_unknown_trace_ids_are_error_rows(base, tmp_path):
+    path = tmp_path / "rev.csv"
+    path.write_text(HEADER + "EX0002/L_median_motor/7,onset,3,Dr A,x\n"
+                    "EX0042/L_median_motor/0,onset,3,Dr A,x\n", encoding="utf-8")
+    out = _copy(base, tmp_path / "out")
+    code, err = cli(["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q",
+                     "--overrides", path])
+    assert code == 1, err
+    errors = _text(out / "errors.csv")
+    assert list(errors["source_file"]) == ["rev.csv", "rev.csv"]
+    assert set(errors["stage"]) == {"review"} and set(errors["error"]) == {"OverrideError"}
+    msg = dict(zip(errors["exam_id"], errors["message"], strict=True))
+    assert msg["EX0002"].startswith("rev.csv line 2: trace 'EX0002/L_median_motor/7' is not a "
+                                    "measured trace")
+    assert msg[""].startswith("rev.csv line 3: trace 'EX0042/L_median_motor/0' belongs to no "
+                              "exam of this run")
+    # nothing was applied
+    before, after = _text(base / "responses.csv"), _text(out / "responses.csv")
+    assert (after["reviewed"] == "").all()
+    pd.testing.assert_frame_equal(after[list(before.columns)], before)
+    assert len(_text(out / "reviews.csv")) == 0
+    assert np.isfinite(pd.read_csv(out / "nerves.csv")["dml_ms"]).any()
