@@ -201,9 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .pipeline.cli import add_extract_parser
     from .registry.cli import add_registry_parser
+    from .report.cli import add_plot_parser, add_report_parser
 
     add_extract_parser(sub)
     add_registry_parser(sub)
+    add_report_parser(sub)
+    add_plot_parser(sub)
     return parser
 
 
