@@ -78,7 +78,7 @@ def test_plot_without_measures_and_cli(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["plot", str(MOTOR)]) == 0
     assert (tmp_path / "L_ulnar_motor.png").read_bytes()[:4] == b"\x89PNG"
-    assert "9 markers on 3 traces" in capsys.readouterr().out
+    assert "1 study, 3 traces, 9 markers" in capsys.readouterr().out
     assert main(["plot", str(MOTOR), "--out", "x.gif"]) == 2
     assert "unknown image format" in capsys.readouterr().err
     assert main(["plot", str(tmp_path / "missing.edf")]) == 2

@@ -3,6 +3,8 @@ and tables that disagree with the stored samples, on a modified copy of the samp
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -113,3 +115,27 @@ def test_reviews_table_of_extract_overrides():
     assert f4.reviewed == {"f_onset"} and f4.originals == {"f_onset": 36.731}
     assert f3.originals == {"f_onset": 36.435}  # F wave removed: the original is ghosted
     assert not x1.reviewed and not x1.originals
+
+
+def test_reviews_table_shows_units_statuses_and_removed_values():
+    """A status row (``none`` on a trace) shows the statuses before and after; a value a
+    review removed shows ``none``; units in clinical spelling."""
+    from ncsproc.report.build import _reviews_table
+
+    reviews = pd.DataFrame([
+        {"trace_id": "E/S/0", "marker": "peak", "variable": "status", "units": "",
+         "original": "", "reviewed": "", "original_status": "ok",
+         "reviewed_status": "no_response", "reviewer": "Dr A", "reason": "artefact", "line": "4"},
+        {"trace_id": "E/F/3", "marker": "f_onset", "variable": "f_latency", "units": "ms",
+         "original": "36.435", "reviewed": "", "original_status": "ok", "reviewed_status": "ok",
+         "reviewer": "Dr A", "reason": "repeater", "line": "5"},
+        {"trace_id": "E/M/0", "marker": "onset", "variable": "negative_area", "units": "uVms",
+         "original": "17597.860", "reviewed": "17598.470", "original_status": "ok",
+         "reviewed_status": "ok", "reviewer": "Dr A", "reason": "noise", "line": "6"},
+    ])
+    html = _reviews_table(reviews)
+    cells = [re.sub(r"<[^>]+>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", html)]
+    rows = [cells[i:i + 9] for i in range(0, len(cells), 9)]
+    assert rows[0][2:6] == ["status", "", "ok", "no_response"]
+    assert rows[1][2:6] == ["f_latency", "ms", "36.435", "none"]
+    assert rows[2][3:6] == ["µV·ms", "17597.860", "17598.470"] and rows[2][8] == "6"

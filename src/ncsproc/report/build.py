@@ -33,7 +33,7 @@ from .data import (
     num,
 )
 from .html import Markup, attrs, esc, page, table, tag_badge
-from .layout import MARKER_LETTERS, MARKERS, format_gain
+from .layout import MARKER_LETTERS, MARKERS, NO_RESPONSE_GAIN, format_gain
 from .svg import (
     OVERRIDE_COLUMNS,
     bar_chart,
@@ -50,6 +50,10 @@ MARKER_FILE = ".ncsproc-report"
 SET_NAMES = {"efns_pns_2010": "EFNS/PNS 2010", "ean_pns_2021": "EAN/PNS 2021"}
 PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
 MOTOR_NERVES = ("median", "ulnar", "peroneal", "tibial")
+LEVEL_RANK = {"definite": 1, "strongly_supportive": 1, "probable": 2, "weakly_supportive": 2,
+              "possible": 3, "none": 9}
+"""Order of the criteria levels when the index is sorted by a criteria set: strongest first,
+``none`` last (an unknown level sorts between, by name)."""
 MARKER_NAMES = {"onset": "onset", "peak": "negative peak", "end": "end of total duration",
                 "f_onset": "F-wave onset"}
 
@@ -119,13 +123,81 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def _badge(text: str, cls: str = "") -> Markup:
-    return Markup(f"<span{attrs(class_=('badge ' + cls).strip())}>{esc(text)}</span>")
+# Display of a value by the name of its quantity (a table column or a criterion's
+# ``value_name``): (suffix, unit, decimals). Decimals are those of the tables (1 us, 0.01 m/s,
+# 0.01 uV), except percentages (1 decimal).
+_QUANTITIES = (
+    ("_pct_uln", "%", 1), ("_pct_lln", "%", 1), ("_pct", "%", 1), ("_uvms", "µV·ms", 2),
+    ("_m_s", "m/s", 2), ("_ms", "ms", 3), ("_uv", "µV", 2), ("_mv", "mV", 3), ("_mm", "mm", 1),
+    ("_hz", "Hz", 1), ("_db", "dB", 1),
+)
+
+
+def quantity(name: str) -> tuple[str, int | None]:
+    """``(unit, decimals)`` of a quantity named like the tables' columns (``dml_pct_uln`` ->
+    ``("%", 1)``, ``distal_duration_ms`` -> ``("ms", 3)``); ``("", None)`` when unknown."""
+    name = str(name or "").lower()
+    for suffix, unit, nd in _QUANTITIES:
+        if name.endswith(suffix):
+            return unit, nd
+    return "", None
+
+
+def _no_minus_zero(s: str) -> str:
+    return s[1:] if s.startswith("-") and not s.strip("-0.") else s
+
+
+def format_value(name: str, value) -> str:
+    """A measured value for display: the decimals and unit of its quantity (``235.95464...``
+    of ``dml_pct_uln`` -> ``"236.0 %"``); 4 significant digits for a quantity without a unit
+    (``tli``); text that is not a number (``True``, empty) unchanged."""
+    v = value if isinstance(value, float) else _fnum(value)
+    if isinstance(value, bool) or not math.isfinite(v):
+        return "" if value is None else str(value)
+    unit, nd = quantity(name)
+    if nd is None:
+        text = f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+        return _no_minus_zero(text)
+    return f"{_no_minus_zero(f'{v:.{nd}f}')} {unit}"
+
+
+def format_threshold(name: str, value) -> str:
+    """A threshold (a constant of the rules) as written, with the unit of its quantity:
+    ``150.0`` of ``dml_pct_uln`` -> ``"150 %"``."""
+    v = value if isinstance(value, float) else _fnum(value)
+    if isinstance(value, bool) or not math.isfinite(v):
+        return "" if value is None else str(value)
+    unit, _ = quantity(name)
+    return f"{v:g}" + (f" {unit}" if unit else "")
+
+
+def _value_cell(name: str, text, *, threshold: bool = False) -> tuple:
+    """A numeric table cell shown formatted, with the exact table text in its tooltip."""
+    shown = (format_threshold if threshold else format_value)(name, text)
+    v = _fnum(text)
+    a = {"class_": "num"}
+    if math.isfinite(v):
+        a["data_sort"] = repr(v)
+        if shown != str(text):
+            a["title"] = str(text)
+    return (shown, a)
+
+
+def _badge(text: str, cls: str = "", title: str | None = None) -> Markup:
+    return Markup(f"<span{attrs(class_=('badge ' + cls).strip(), title=title)}>{esc(text)}"
+                  "</span>")
 
 
 def _pattern_badge(pattern: str) -> Markup:
     cls = f"pattern pattern-{pattern}" if pattern in PATTERNS else "pattern"
     return _badge(pattern.replace("_", " ") if pattern else "—", cls)
+
+
+def _level_rank(level: str) -> str:
+    """Sort key of a criteria level (``data-sort``): its rank, then its name."""
+    if not level:
+        return ""
+    return f"{LEVEL_RANK.get(level, 5)} {level}"
 
 
 def _criteria_sets(exams: pd.DataFrame) -> list[str]:
@@ -142,14 +214,29 @@ def _evidence_item(item) -> Markup:
         crit = item.get("criterion", "")
         value = item.get("value", "")
         return Markup(
-            f"{esc(study)}: <b>{esc(crit)}</b> — {esc(value)} {esc(_fmt(item['measured']))} "
-            f"{esc(item['op'])} {esc(_fmt(item['threshold']))} "
+            f"{esc(study)}: <b>{esc(crit)}</b> — {esc(value)} "
+            f"{_evidence_number(value, item['measured'])} {esc(item['op'])} "
+            f"{esc(_fmt_threshold(value, item['threshold']))} "
             f"{tag_badge(item.get('status'))} <span class=\"muted\">{esc(item.get('source', ''))}"
             "</span>"
         )
     if isinstance(item, dict):
         return Markup("; ".join(f"{esc(k)}: {esc(_fmt(v))}" for k, v in item.items()))
     return esc(_fmt(item))
+
+
+def _evidence_number(name: str, measured) -> Markup:
+    """A measured value of the evidence, formatted, with the exact value in its tooltip."""
+    if isinstance(measured, (int, float)) and not isinstance(measured, bool):
+        shown = format_value(name, float(measured))
+        return Markup(f"<span{attrs(class_='val', title=repr(measured))}>{esc(shown)}</span>")
+    return esc(_fmt(measured))
+
+
+def _fmt_threshold(name: str, threshold) -> str:
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        return format_threshold(name, float(threshold))
+    return _fmt(threshold)
 
 
 def _clause(cl: dict) -> Markup:
@@ -248,10 +335,13 @@ def _criteria_section(exam: dict, sets: list[str], criteria: pd.DataFrame) -> Ma
                                 "state", "reason", "status", "source", "label") if c in rows]
             met = rows[rows.get("state", "") == "met"] if "state" in rows else rows.iloc[0:0]
 
+            def cell(r, c):
+                if c in ("value", "threshold"):
+                    return _value_cell(r.get("value_name", ""), r[c], threshold=c == "threshold")
+                return Markup(tag_badge(r[c])) if c == "status" else r[c]
+
             def body(df, cols=cols):
-                return [[(r[c], {"class_": "num"}) if c in ("value", "threshold") else
-                         (Markup(tag_badge(r[c])) if c == "status" else r[c]) for c in cols]
-                        for r in df.to_dict("records")]
+                return [[cell(r, c) for c in cols] for r in df.to_dict("records")]
 
             if not met.empty:
                 out.append("<p>Criteria met:</p>" + table(cols, body(met), sortable=True))
@@ -271,7 +361,7 @@ _VALUE_OF = {"dml": "dml_ms", "cv": "cv_m_s", "f_min": "f_min_ms", "snap_peak": 
              "f_max": "f_max_ms", "f_persistence": "f_persistence_pct",
              "distal_amp": "distal_amp_uv"}
 _NERVE_COLUMNS = (
-    ("dml_ms", "DML ms"), ("distal_amp_uv", "distal CMAP µV"),
+    ("dml_ms", "DML ms"), ("distal_amp_uv", "distal CMAP mV"),
     ("distal_duration_ms", "distal duration ms"), ("cv_m_s", "CV m/s"), ("tli", "TLI"),
     ("residual_latency_ms", "residual latency ms"), ("min_cv_m_s", "min CV m/s"),
     ("max_cb_pct", "max CB %"), ("max_td_pct", "max TD %"), ("snap_onset_ms", "SNAP onset ms"),
@@ -279,6 +369,29 @@ _NERVE_COLUMNS = (
     ("f_min_ms", "F min ms"), ("f_mean_ms", "F mean ms"), ("f_max_ms", "F max ms"),
     ("f_persistence_pct", "F persistence %"), ("f_chronodispersion_ms", "F chronodisp. ms"),
 )
+
+
+_DISPLAY_SCALE = {"distal_amp_uv": (1e-3, 2)}
+"""Columns shown in another unit than the table's: CMAP amplitudes in mV (as clinicians read
+them; nerves.csv holds µV), with the table's text in the cell's tooltip."""
+
+
+def _shown(col: str, text) -> str:
+    """The text of a nerves.csv cell as displayed (CMAP amplitudes in mV)."""
+    scale = _DISPLAY_SCALE.get(col)
+    v = _fnum(text)
+    if scale is None or not math.isfinite(v):
+        return "" if text is None else str(text)
+    return _no_minus_zero(f"{v * scale[0]:.{scale[1]}f}")
+
+
+def _nerve_cell(col: str, text) -> tuple:
+    shown = _shown(col, text)
+    cell = _num_cell(shown)
+    if shown != text:
+        cell[1]["data_sort"] = repr(_fnum(text))
+        cell[1]["title"] = f"{col} {text}"
+    return cell
 
 
 def _limit_comparisons(nerves: pd.DataFrame) -> list[tuple[str, str, str]]:
@@ -345,7 +458,10 @@ def _nerves_table(nerves: pd.DataFrame, sets: list[str]) -> Markup:
     rows = []
     for r in nerves.to_dict("records"):
         cmp_ = nerve_cells(r, comps, nerves.columns)
-        cells = [Markup(f"{esc(r.get('study', ''))}<span class=\"pct\">"
+        reviewed = r.get("reviewed_traces", "")
+        badge = (" " + _badge("reviewed", "reviewed", title="values from reviewed traces: "
+                              + reviewed.replace(";", ", "))) if reviewed else ""
+        cells = [Markup(f"{esc(r.get('study', ''))}{badge}<span class=\"pct\">"
                         f"{esc(r.get('modality', ''))}</span>"),
                  _badge(r.get("study_status", ""),
                         "" if r.get("study_status", "ok") == "ok" else "warn")]
@@ -354,15 +470,18 @@ def _nerves_table(nerves: pd.DataFrame, sets: list[str]) -> Markup:
             info = cmp_.get(c)
             if info and text:
                 pct = f"{_fnum(info['pct']):.0f} % {info['direction']}"
-                lim = f" ({info['limit']})" if info["limit"] else ""
-                content = Markup(f"{esc(text)}<span class=\"pct\">{esc(pct)}{esc(lim)}"
+                lim = f" ({_shown(c, info['limit'])})" if info["limit"] else ""
+                shown = _shown(c, text)
+                content = Markup(f"{esc(shown)}<span class=\"pct\">{esc(pct)}{esc(lim)}"
                                  f"{tag_badge(info['tag'], 'status of this limit')}</span>")
+                title = [f"{c} {text}"] if shown != text else []
+                if info["abnormal"]:
+                    title.insert(0, "outside the normal limit")
                 a = {"class_": "num abn" if info["abnormal"] else "num",
-                     "data_sort": repr(_fnum(text)),
-                     "title": ("outside the normal limit" if info["abnormal"] else None)}
+                     "data_sort": repr(_fnum(text)), "title": "; ".join(title) or None}
                 cells.append((content, a))
             else:
-                cells.append(_num_cell(text))
+                cells.append(_nerve_cell(c, text))
         cells.append(Markup("".join(
             f"{esc(k)} {tag_badge(v)} " for k, v in _limit_tags(r.get("limits_status", ""))
             .items())) if r.get("limits_status") else r.get("limits_missing", ""))
@@ -379,6 +498,33 @@ def _nerves_table(nerves: pd.DataFrame, sets: list[str]) -> Markup:
         f"<code>{esc(', '.join(sorted(set(nerves.get('limits_version', pd.Series([]))) - {''})))}"
         "</code>.</p>")
     return table(head, rows, sortable=True) + legend
+
+
+_REVIEW_UNITS = {"uV": "µV", "uVms": "µV·ms", "uv": "µV", "uvms": "µV·ms"}
+
+
+def _reviews_table(reviews: pd.DataFrame) -> Markup:
+    """reviews.csv of the exam: each recomputed value, original beside reviewed, with its unit;
+    a status row shows the statuses before and after."""
+    rows = []
+    for r in reviews.to_dict("records"):
+        units = _REVIEW_UNITS.get(r.get("units", ""), r.get("units", ""))
+        if r.get("variable") == "status":
+            orig, new = r.get("original_status", ""), r.get("reviewed_status", "")
+            o_cell, n_cell = orig or r.get("original", ""), new or r.get("reviewed", "")
+        else:
+            o_cell, n_cell = _num_cell(r.get("original", "")), _num_cell(r.get("reviewed", ""))
+            if not r.get("reviewed", "") and r.get("original", ""):
+                n_cell = ("none", {"class_": "num"})
+        rows.append([Markup(f"<code>{esc(r.get('trace_id', ''))}</code>"), r.get("marker", ""),
+                     r.get("variable", ""), units, o_cell, n_cell, r.get("reviewer", ""),
+                     r.get("reason", ""), r.get("line", "")])
+    note = Markup("<p class=\"note\">One row per value an override recomputed "
+                  "(<code>reviews.csv</code>); <code>line</code> is the line of "
+                  "<code>overrides.csv</code>. The nerves, criteria and pattern above are "
+                  "computed from the reviewed values.</p>")
+    return table(["trace id", "marker", "variable", "unit", "original", "reviewed", "reviewer",
+                  "reason", "line"], rows, sortable=True) + note
 
 
 def _simple_table(df: pd.DataFrame, columns, *, numeric=(), sortable=True) -> Markup:
@@ -412,16 +558,28 @@ def _copy_buttons(view: TraceView) -> Markup:
         title = (f"copy a ready overrides.csv line for the {MARKER_NAMES[m]}"
                  + (f" ({t:.3f} ms)" if t is not None else " (fill in time_ms)"))
         a = attrs(type="button", class_="cp", data_line=override_line(view.trace_id, m, t),
-                  title=title)
+                  title=title, aria_label=f"{title}, trace {view.trace_id}")
         out.append(f"<button{a}>{MARKER_LETTERS[m]}</button>")
     return Markup("".join(out))
 
 
+def _amp_cell(text, in_mv: bool) -> tuple:
+    v = _fnum(text)
+    if not in_mv or not math.isfinite(v):
+        return _num_cell(text)
+    return (f"{v * 1e-3:.2f}", {"class_": "num", "data_sort": repr(v),
+                                "title": f"amplitude_uv {text}"})
+
+
 def _trace_table(lanes: list[TraceView], extra: list[TraceView]) -> Markup:
+    views = [*lanes, *extra]
+    # CMAPs (motor, and the M wave of F-wave sweeps) in mV, SNAPs in µV
+    in_mv = bool(views) and all(v.modality in ("motor", "fwave") for v in views)
     head = ["#", "site", "trace id", "status", "onset ms", "peak ms", "end ms", "F ms",
-            "amplitude µV", "neg. duration ms", "total duration ms", "QC flags", "review"]
+            "amplitude mV" if in_mv else "amplitude µV", "neg. duration ms", "total duration ms",
+            "QC flags", "review"]
     rows, ras = [], []
-    for i, v in enumerate([*lanes, *extra]):
+    for i, v in enumerate(views):
         r = v.row
         ok = v.status == "ok"
 
@@ -430,10 +588,11 @@ def _trace_table(lanes: list[TraceView], extra: list[TraceView]) -> Markup:
             text = f"{t:.3f}" if (t is not None and ok) else ""
             orig = v.originals.get(m)
             if m in v.reviewed:
+                text = text or "none"
                 extra_txt = f" (was {orig:.3f})" if orig is not None else ""
                 return (Markup(f"{esc(text)} {_badge('reviewed', 'reviewed')}"
                                f"<span class=\"pct\">{esc(extra_txt)}</span>"),
-                        {"class_": "num", "data_sort": text})
+                        {"class_": "num", "data_sort": "" if text == "none" else text})
             return _num_cell(text)
 
         if v.qc_flags is None:
@@ -452,7 +611,7 @@ def _trace_table(lanes: list[TraceView], extra: list[TraceView]) -> Markup:
             Markup(f"<code>{esc(v.trace_id or '—')}</code>"),
             _badge(v.status, "" if v.status == "ok" else "warn"),
             mcell("onset"), mcell("peak"), mcell("end"), mcell("f_onset"),
-            _num_cell(r.get("amplitude_uv", "")), _num_cell(r.get("neg_duration_ms", "")),
+            _amp_cell(r.get("amplitude_uv", ""), in_mv), _num_cell(r.get("neg_duration_ms", "")),
             _num_cell(r.get("total_duration_ms", "")), qc,
             (_copy_buttons(v), {"class_": "rv"}),
         ])
@@ -472,13 +631,17 @@ def _features_line(study: str, nerves: pd.DataFrame, comps) -> Markup:
         if not text:
             continue
         info = cmp_.get(c)
-        s = f"{label} {text}"
+        s = f"{label} {_shown(c, text)}"
         if info:
             s += f" ({_fnum(info['pct']):.0f} % {info['direction']})"
             bits.append(f"<span{attrs(class_='abn' if info['abnormal'] else None)}>{esc(s)}"
                         f"</span>")
         else:
             bits.append(esc(s))
+    reviewed = r.get("reviewed_traces", "")
+    if bits and reviewed:
+        bits.append(f"{_badge('reviewed', 'reviewed')} <span class=\"muted\">these values "
+                    f"use reviewed markers of {esc(reviewed.replace(';', ', '))}</span>")
     return Markup("<p>" + " · ".join(bits) + "</p>") if bits else Markup("")
 
 
@@ -508,7 +671,8 @@ def _traces_section(views: list[TraceView], nerves: pd.DataFrame, results: Resul
         if fig is not None:
             n_fig += 1
             basis = {"response": "the largest response fits",
-                     "signal": "no measured response: fitted to the signal",
+                     "signal": "no measured response: fitted to the signal, at least "
+                               + format_gain(NO_RESPONSE_GAIN.get(modality, 0.0)),
                      "late responses": "fitted to the late responses, M wave clipped"}[
                 fig.scale.basis]
             out.append(
@@ -539,7 +703,8 @@ def _howto(results_name: str) -> Markup:
         f"<code>{esc(header)}</code> is copied to the clipboard and shown in the box under "
         "the figure (copy it from there if the browser refuses the clipboard, e.g. from a "
         "file).</li>"
-        f"<li>Paste it into <code>overrides.csv</code> (first line: <code>{esc(header)}</code>)."
+        f"<li>Paste it into <code>overrides.csv</code> (first line: <code>{esc(header)}</code>; "
+        "keep the file outside the input folders, e.g. next to the results)."
         " Set <code>time_ms</code> to the corrected time in ms from the stimulus, and fill in "
         "<code>reviewer</code> and <code>reason</code>. <code>marker</code> is one of "
         "<code>onset</code>, <code>peak</code> (negative peak), <code>end</code> (end of the "
@@ -599,11 +764,14 @@ def _exam_page(exam_id: str, views: list[TraceView], results: Results, sets: lis
     if summary.reviewed:
         facts.append(f"<div>{_badge(f'{summary.reviewed} reviewed trace(s)', 'reviewed')}</div>")
     body.append("<div class=\"summary\">" + "".join(facts) + "</div>")
-    body.append("<nav class=\"muted\"><a href=\"#pattern\">pattern</a> · <a href=\"#criteria\">"
-                "criteria</a> · <a href=\"#nerves\">nerves</a> · <a href=\"#segments\">segments"
-                "</a> · <a href=\"#sites\">sites</a> · <a href=\"#traces\">traces</a> · "
-                "<a href=\"#failures\">failures</a> · <a href=\"#howto\">correct a marker</a>"
-                "</nav>")
+    links = [("pattern", "pattern"), ("criteria", "criteria")] if exam else []
+    links += [("nerves", "nerves"), ("segments", "segments"), ("sites", "sites"),
+              ("traces", "traces")]
+    if not results.rows("reviews", exam_id).empty:
+        links.append(("reviews", "reviewed values"))
+    links += [("failures", "failures"), ("howto", "correct a marker")]
+    body.append("<nav class=\"muted\">" + " · ".join(
+        f"<a href=\"#{a}\">{esc(text)}</a>" for a, text in links) + "</nav>")
     if summary.qc_unverified:
         example = next((v.mismatch for v in views if v.verified is False), "")
         body.append(f"<p class=\"banner bad\">For {summary.qc_unverified} trace(s) the "
@@ -633,9 +801,7 @@ def _exam_page(exam_id: str, views: list[TraceView], results: Results, sets: lis
     reviews = results.rows("reviews", exam_id)
     if not reviews.empty:
         body.append("<h2 id=\"reviews\">Reviewed values</h2>")
-        body.append(_simple_table(reviews, ["trace_id", "marker", "variable", "original",
-                                            "reviewed", "reviewer", "reason"],
-                                  numeric=("original", "reviewed")))
+        body.append(_reviews_table(reviews))
     body.append("<h2 id=\"failures\">Failures</h2>")
     body.append(_simple_table(errors, ["source_file", "error", "message", "stage"]))
     body.append(_howto(results.root.name or "RESULTS"))
@@ -665,7 +831,8 @@ def _charts(results: Results, pages: dict[str, str]) -> Markup:
     out.append("<figure><figcaption>Exams per pattern</figcaption>" + bar_chart(
         [lab or "(none)" for lab in labels], [counts[lab] for lab in labels],
         title="exams per pattern",
-        classes=[f"pt-{lab}" if lab in PATTERNS[:4] else "pt-other" for lab in labels])
+        classes=[f"pt-{lab}" if lab in PATTERNS[:4] else "pt-other" for lab in labels],
+        shown=[(lab or "(none)").replace("_", " ") for lab in labels])
         + "</figure>")
     out.append("</div>")
     legend = "<p class=\"legend\">" + "".join(
@@ -675,8 +842,8 @@ def _charts(results: Results, pages: dict[str, str]) -> Markup:
         motor = nerves[nerves["modality"] == "motor"]
         nerve_names = [n for n in MOTOR_NERVES if n in set(motor["nerve"])] + sorted(
             set(motor["nerve"]) - set(MOTOR_NERVES))
-        for ycol, ylabel, what in (("tli", "TLI", "TLI vs DML"),
-                                   ("cv_m_s", "CV m/s", "CV vs DML")):
+        for ycol, ylabel, what in (("tli", "TLI (ratio)", "TLI vs DML"),
+                                   ("cv_m_s", "CV (m/s)", "CV vs DML")):
             if ycol not in motor:
                 continue
             out.append(f"<h3>{esc(what)} per nerve</h3>{legend}<div class=\"charts\">")
@@ -689,11 +856,12 @@ def _charts(results: Results, pages: dict[str, str]) -> Markup:
                     pts.append({"x": x, "y": y,
                                 "cls": f"pt-{p}" if p in PATTERNS[:4] else "pt-other",
                                 "title": f"{r['exam_id']} {r.get('study', '')}: DML {x:g} ms, "
-                                         f"{ylabel} {y:g} ({p})",
+                                         f"{ylabel.split(' (')[0]} {y:g}"
+                                         + (" m/s" if ycol == "cv_m_s" else "") + f" ({p})",
                                 "href": pages.get(r["exam_id"])})
                 n_pts = sum(math.isfinite(p["x"]) and math.isfinite(p["y"]) for p in pts)
-                out.append(f"<figure><figcaption>{esc(nerve)} ({n_pts})</figcaption>"
-                           + scatter_chart(pts, title=f"{what}, {nerve}", xlabel="DML ms",
+                out.append(f"<figure><figcaption>{esc(nerve)} ({n_pts} studies)</figcaption>"
+                           + scatter_chart(pts, title=f"{what}, {nerve}", xlabel="DML (ms)",
                                            ylabel=ylabel) + "</figure>")
             out.append("</div>")
         sural = nerves[(nerves["nerve"] == "sural") & (nerves["modality"] == "sensory")]
@@ -705,7 +873,8 @@ def _charts(results: Results, pages: dict[str, str]) -> Markup:
                        f"<figcaption>sural SNAP, µV ({int(pd.notna(amps).sum())} measured, "
                        f"{absent} absent)</figcaption>"
                        + histogram_chart(list(amps), title="sural SNAP amplitude distribution",
-                                         xlabel="SNAP amplitude µV", extra=absent)
+                                         xlabel="SNAP amplitude (µV)", ylabel="sural studies",
+                                         extra=absent)
                        + "</figure></div>")
     return Markup("".join(out))
 
@@ -733,7 +902,7 @@ def _index_page(results: Results, summaries: list[_ExamSummary], sets: list[str]
             (Markup(f"<a{attrs(href=s.page)}>{esc(s.exam_id)}</a>"), {"data_sort": s.exam_id}),
             r.get("subject_id", ""),
             (_pattern_badge(r.get("pattern", "")), {"data_sort": r.get("pattern", "")}),
-            *[r.get(x, "") for x in sets],
+            *[(r.get(x, ""), {"data_sort": _level_rank(r.get(x, ""))}) for x in sets],
             (str(s.n_traces), {"class_": "num", "data_sort": str(s.n_traces)}),
             (str(s.n_failures), {"class_": "num abn" if s.n_failures else "num",
                                  "data_sort": str(s.n_failures)}),

@@ -29,6 +29,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def _cmd_plot(args: argparse.Namespace) -> int:
     from ..errors import NcsprocError
     from .plot import plot_file
@@ -47,9 +51,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     except (NcsprocError, OSError, ValueError) as exc:
         _say(f"ncsproc plot: {path.name}: {type(exc).__name__}: {exc}")
         return 1
-    n = result.markers["trace"].nunique() if len(result.markers) else 0
-    print(f"ncsproc plot: {len(result.gains)} stud{'y' if len(result.gains) == 1 else 'ies'}, "
-          f"{len(result.markers)} markers on {n} traces -> {out}")
+    n_studies, n_markers = len(result.gains), len(result.markers)
+    print(f"ncsproc plot: {_count(n_studies, 'study', 'studies')}, "
+          f"{_count(result.n_traces, 'trace')}, {_count(n_markers, 'marker')} -> {out}")
     return 0
 
 

@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "MARKERS",
     "MARKER_LETTERS",
+    "NO_RESPONSE_GAIN",
     "StudyScale",
     "decimate",
     "format_gain",
@@ -33,6 +34,12 @@ MARKERS = ("onset", "peak", "end", "f_onset")
 lobe); f_onset = ``f_latency_ms`` (F-wave traces)."""
 
 MARKER_LETTERS = {"onset": "O", "peak": "P", "end": "E", "f_onset": "F"}
+
+NO_RESPONSE_GAIN = {"sensory": 5e-6, "motor": 1e-4, "fwave": 1e-4}
+"""Smallest gain (V/div) of a study without any measured response (motor, sensory) or without
+any F wave (F-wave studies): noise is shown at a clinical sensitivity (5 µV/div for SNAPs,
+100 µV/div for CMAPs and F waves) rather than magnified to fill the lanes, where it would look
+like a response. A larger signal (an unmeasured response) still sets a larger gain."""
 
 _STEPS = (1.0, 2.0, 5.0)
 
@@ -58,17 +65,18 @@ def nice_ceil(value: float) -> float:
 
 
 def format_gain(volts_per_div: float) -> str:
-    """A gain in clinical units: ``"2 mV/div"``, ``"10 µV/div"``, ``"500 µV/div"``."""
-    if volts_per_div >= 1e-3:
-        return f"{volts_per_div * 1e3:g} mV/div"
-    return f"{volts_per_div * 1e6:g} µV/div"
+    """A gain in clinical units: ``"2 mV/div"``, ``"10 µV/div"``, ``"500 µV/div"``,
+    ``"1 V/div"``."""
+    return f"{format_volts(volts_per_div)}/div"
 
 
 def format_volts(volts: float) -> str:
-    """A voltage in clinical units (``"2 mV"``, ``"10 µV"``)."""
-    if abs(volts) >= 1e-3:
-        return f"{volts * 1e3:g} mV"
-    return f"{volts * 1e6:g} µV"
+    """A voltage in clinical units (``"2 mV"``, ``"10 µV"``, ``"1 V"``)."""
+    if abs(volts) >= 1.0 * (1 - 1e-9):
+        return f"{volts:.6g} V"
+    if abs(volts) >= 1e-3 * (1 - 1e-9):
+        return f"{volts * 1e3:.6g} mV"
+    return f"{volts * 1e6:.6g} µV"
 
 
 def format_ms(value: float) -> str:
@@ -150,7 +158,9 @@ def study_scale(
         the signal from 1 ms before to 10 ms after each F onset; without any F wave, the
         second half of the sweeps.
     min_gain : float
-        Smallest gain (V/div) ever chosen (noise-only sweeps).
+        Smallest gain (V/div) ever chosen (noise-only sweeps). Without any measured response
+        (or, for F waves, without any F wave) the gain is also at least
+        :data:`NO_RESPONSE_GAIN` of the modality.
 
     Returns
     -------
@@ -171,6 +181,8 @@ def study_scale(
         if not (np.isfinite(up) or np.isfinite(down)):
             return StudyScale(1e-4, 2.0, 1.3, "late responses", True)
         need = max(np.nan_to_num(up) / 1.25, np.nan_to_num(down) / 0.65, min_gain)
+        if not np.isfinite(f).any():  # no F wave: noise at a clinical gain
+            need = max(need, NO_RESPONSE_GAIN["fwave"])
         return StudyScale(nice_ceil(need), 2.0, 1.3, "late responses", True)
     amps = np.asarray(amplitudes_v if amplitudes_v is not None else [], dtype=float)
     p2p = np.asarray(p2p_v if p2p_v is not None else [], dtype=float)
@@ -184,7 +196,8 @@ def study_scale(
     after = 1.0 if modality == "sensory" else 1.5
     post = [s[t >= after] - r for s, t, r in zip(signals, times_ms, refs, strict=True)]
     dev = _robust_max_dev(post)
-    gain = max(nice_ceil(dev / 1.5), min_gain) if np.isfinite(dev) else 1e-3
+    floor = NO_RESPONSE_GAIN.get(modality, min_gain)
+    gain = max(nice_ceil(dev / 1.5), min_gain, floor) if np.isfinite(dev) else 1e-3
     return StudyScale(gain, 4.0, 2.0, "signal", True)
 
 

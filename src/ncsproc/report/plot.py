@@ -48,12 +48,15 @@ class PlotResult:
         ``trace`` id), None with ``measure=False``.
     gains : dict
         Study -> gain (V per division).
+    n_traces : int
+        Traces drawn (with or without markers).
     """
 
     path: Path | None
     markers: pd.DataFrame
     measures: pd.DataFrame | None = None
     gains: dict = field(default_factory=dict)
+    n_traces: int = 0
 
 
 def measured_markers(measures) -> dict[str, dict[str, float]]:
@@ -211,7 +214,8 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
 
         with mpl.rc_context({"svg.hashsalt": "ncsproc", "svg.fonttype": "none"}):
             fig.savefig(path, format=fmt, metadata=_metadata(fmt))
-    return PlotResult(path=path, markers=markers, measures=table, gains=gains)
+    return PlotResult(path=path, markers=markers, measures=table, gains=gains,
+                      n_traces=len(views))
 
 
 def _metadata(fmt: str) -> dict:

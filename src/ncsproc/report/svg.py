@@ -286,10 +286,16 @@ def _lane_title(view) -> str:
 
 # ---------------------------------------------------------------------------- cohort charts
 
-def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+def _ticks(lo: float, hi: float, n: int = 5, *, integer: bool = False) -> list[float]:
+    """Ticks at a 1-2-5 step giving about ``n`` (at most ``n + 1``) of them over [lo, hi];
+    ``integer``: a step of at least 1 (counts)."""
     if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
         return [lo] if math.isfinite(lo) else []
-    step = nice_ceil((hi - lo) / n)
+    step = nice_ceil((hi - lo) / (n + 2))
+    while (hi - lo) / step > n + 1:
+        step = nice_ceil(step * 1.01)  # the next step of the 1-2-5 sequence
+    if integer:
+        step = max(step, 1.0)
     k0, k1 = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
     return [float(f"{k * step:.10g}") for k in range(k0, k1 + 1)]
 
@@ -305,7 +311,8 @@ def _range(values, pad=0.06) -> tuple[float, float]:
     return lo - pad * span, hi + pad * span
 
 
-def _frame(w, h, ml, mr, mt, mb, xlo, xhi, ylo, yhi, xlabel, ylabel, xticks=None):
+def _frame(w, h, ml, mr, mt, mb, xlo, xhi, ylo, yhi, xlabel, ylabel, xticks=None,
+           y_integer=False):
     pw, ph = w - ml - mr, h - mt - mb
 
     def X(x):
@@ -321,7 +328,7 @@ def _frame(w, h, ml, mr, mt, mb, xlo, xhi, ylo, yhi, xlabel, ylabel, xticks=None
             parts.append(f'<line class="grid" x1="{_num(X(t))}" y1="{mt}" x2="{_num(X(t))}" '
                          f'y2="{_num(mt + ph)}"/><text class="tick" x="{_num(X(t))}" '
                          f'y="{_num(mt + ph + 12)}" text-anchor="middle">{t:g}</text>')
-    for t in _ticks(ylo, yhi):
+    for t in _ticks(ylo, yhi, integer=y_integer):
         parts.append(f'<line class="grid" x1="{ml}" y1="{_num(Y(t))}" x2="{_num(ml + pw)}" '
                      f'y2="{_num(Y(t))}"/><text class="tick" x="{ml - 4}" y="{_num(Y(t) + 3)}" '
                      f'text-anchor="end">{t:g}</text>')
@@ -339,26 +346,29 @@ def _svg_open(w, h, label, cls="chart", **data) -> str:
 
 
 def bar_chart(labels: Sequence[str], counts: Sequence[int], *, title: str, width=360,
-              height=220, classes: Sequence[str] | None = None) -> Markup:
-    """Vertical bars with their counts (e.g. exams per pattern)."""
+              height=220, classes: Sequence[str] | None = None,
+              shown: Sequence[str] | None = None) -> Markup:
+    """Vertical bars with their counts (e.g. exams per pattern); ``shown``: the labels as
+    drawn (default ``labels``, which ``data-label`` keeps)."""
     ml, mr, mt, mb = 38, 8, 10, 62
     ymax = max([*counts, 1])
     parts, X, Y = _frame(width, height, ml, mr, mt, mb, 0, max(len(labels), 1), 0,
-                         ymax * 1.12, "", "exams", xticks=[])
+                         ymax * 1.12, "", "exams", xticks=[], y_integer=True)
     n = max(len(labels), 1)
     bw = (width - ml - mr) / n
     for i, (lab, c) in enumerate(zip(labels, counts, strict=True)):
+        text = shown[i] if shown is not None else lab
         x = ml + i * bw + bw * 0.15
         y = Y(c)
         cls = f"bar {classes[i]}" if classes else "bar"
         parts.append(f"<g{attrs(class_='bars', data_label=lab, data_count=c)}>"
-                     f"<title>{esc(lab)}: {c}</title>"
+                     f"<title>{esc(text)}: {c}</title>"
                      f'<rect class="{esc(cls)}" x="{_num(x)}" y="{_num(y)}" '
                      f'width="{_num(bw * 0.7)}" height="{_num(Y(0) - y)}"/>'
                      f'<text class="tick" x="{_num(x + bw * 0.35)}" y="{_num(y - 3)}" '
                      f'text-anchor="middle">{c}</text>'
                      f'<text class="tick" transform="translate({_num(x + bw * 0.35)} '
-                     f'{_num(Y(0) + 10)}) rotate(30)">{esc(_clip(lab, 20))}</text></g>')
+                     f'{_num(Y(0) + 10)}) rotate(30)">{esc(_clip(text, 20))}</text></g>')
     return Markup(_svg_open(width, height, title) + "".join(parts) + "</svg>")
 
 
@@ -386,7 +396,8 @@ def scatter_chart(points: Sequence[dict], *, title: str, xlabel: str, ylabel: st
 
 
 def histogram_chart(values: Sequence[float], *, title: str, xlabel: str, extra: int = 0,
-                    extra_label: str = "absent", width=360, height=220) -> Markup:
+                    extra_label: str = "absent", ylabel: str = "count", width=360,
+                    height=220) -> Markup:
     """A histogram of values (1-2-5 bin width) and, apart, a bar of ``extra`` cases without
     a value (e.g. absent SNAPs)."""
     ml, mr, mt, mb = 38, 8, 10, 32
@@ -404,7 +415,7 @@ def histogram_chart(values: Sequence[float], *, title: str, xlabel: str, extra: 
     nb = len(counts)
     ymax = max(int(counts.max(initial=0)), extra, 1)
     parts, X, Y = _frame(width, height, ml, mr, mt, mb, 0, nb + gap * 2, 0, ymax * 1.12,
-                         xlabel, "count", xticks=[])
+                         xlabel, ylabel, xticks=[], y_integer=True)
     bw = (width - ml - mr) / (nb + gap * 2)
     for i, c in enumerate(counts):
         x = ml + i * bw
