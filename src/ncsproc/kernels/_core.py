@@ -619,24 +619,124 @@ def smooth_into(y, a, n, level, h, s):
 
 
 @jit
+def lobes_after_peak(sv, p, lobe_thr):
+    """Negative lobes after the negative peak: ``sv`` is the smoothed deviation from the peak
+    (``sv[0]``, at sample ``p``) to the end of the lobe window.
+
+    A lobe is a maximal run of negative samples (the first one holds the peak); it counts
+    when it reaches ``-lobe_thr``. Returns ``(first_return, last_end, vmax, no_return)``: the
+    fractional samples where the first lobe and the last counting lobe return to zero (-1.0:
+    none), the largest value of sv, and whether the last counting lobe never returns. Three
+    short scans instead of a per-sample state machine: after the response the smoothed noise
+    crosses zero at random, which made every branch of that machine a coin toss.
+    """
+    m = sv.shape[0]
+    # largest value: four interleaved maxima (exact in any order)
+    v0 = sv[0]
+    v1 = sv[0]
+    v2 = sv[0]
+    v3 = sv[0]
+    m4 = m - m % 4
+    for j in range(0, m4, 4):
+        v0 = max(v0, sv[j])
+        v1 = max(v1, sv[j + 1])
+        v2 = max(v2, sv[j + 2])
+        v3 = max(v3, sv[j + 3])
+    for j in range(m4, m):
+        v0 = max(v0, sv[j])
+    vmax = max(max(v0, v1), max(v2, v3))
+    first = -1.0
+    i = 1
+    while i < m and sv[i] < 0.0:
+        i += 1
+    if i < m:
+        first = (p + i - 1) + sv[i - 1] / (sv[i - 1] - sv[i])
+    # the last sample at or below -lobe_thr belongs to the last counting lobe
+    j = m - 1
+    while j >= 0 and sv[j] > -lobe_thr:
+        j -= 1
+    last = -1.0
+    no_return = False
+    if j >= 0:
+        i = j + 1
+        while i < m and sv[i] < 0.0:
+            i += 1
+        if i < m:
+            last = (p + i - 1) + sv[i - 1] / (sv[i - 1] - sv[i])
+        else:
+            no_return = True
+    return first, last, vmax, no_return
+
+
+@jit
+def negative_sum(v):
+    """Sum of -v over the negative samples of v, in four interleaved partial sums (index mod 4,
+    each in order, combined as (0 + 1) + (2 + 3)): four independent add chains."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    m = v.shape[0]
+    m4 = m - m % 4
+    for j in range(0, m4, 4):
+        s0 -= min(v[j], 0.0)
+        s1 -= min(v[j + 1], 0.0)
+        s2 -= min(v[j + 2], 0.0)
+        s3 -= min(v[j + 3], 0.0)
+    for j in range(m4, m):
+        r = j - m4
+        if r == 0:
+            s0 -= min(v[j], 0.0)
+        elif r == 1:
+            s1 -= min(v[j], 0.0)
+        else:
+            s2 -= min(v[j], 0.0)
+    return (s0 + s1) + (s2 + s3)
+
+
+@jit
 def arg_extremes(s, a, i0, i1):
     """First indices of the minimum and the maximum of s[i - a] over i in [i0, i1).
 
     Returns ``(p, vmin, q, vmax)``; ``p = q = i0`` and infinite values for an empty range.
+    The extreme values come from four interleaved lanes (min and max are exact in any order),
+    then a short scan finds their first occurrence: no data-dependent branch in the long loop.
     """
     v = s[i0 - a:i1 - a]
+    m = v.shape[0]
+    m4 = m - m % 4
+    lo0 = np.inf
+    lo1 = np.inf
+    lo2 = np.inf
+    lo3 = np.inf
+    hi0 = -np.inf
+    hi1 = -np.inf
+    hi2 = -np.inf
+    hi3 = -np.inf
+    for j in range(0, m4, 4):
+        lo0 = min(lo0, v[j])
+        lo1 = min(lo1, v[j + 1])
+        lo2 = min(lo2, v[j + 2])
+        lo3 = min(lo3, v[j + 3])
+        hi0 = max(hi0, v[j])
+        hi1 = max(hi1, v[j + 1])
+        hi2 = max(hi2, v[j + 2])
+        hi3 = max(hi3, v[j + 3])
+    for j in range(m4, m):
+        lo0 = min(lo0, v[j])
+        hi0 = max(hi0, v[j])
+    vmin = min(min(lo0, lo1), min(lo2, lo3))
+    vmax = max(max(hi0, hi1), max(hi2, hi3))
     p = 0
+    while p < m and v[p] != vmin:
+        p += 1
     q = 0
-    vmin = np.inf
-    vmax = -np.inf
-    for k in range(v.shape[0]):
-        x = v[k]
-        if x < vmin:
-            vmin = x
-            p = k
-        if x > vmax:
-            vmax = x
-            q = k
+    while q < m and v[q] != vmax:
+        q += 1
+    if p == m:
+        p = 0
+    if q == m:
+        q = 0
     return i0 + p, vmin, i0 + q, vmax
 
 
@@ -1200,56 +1300,19 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     lobe_thr = prm[P_LOBE_FRACTION] * amp
     if lobe_thr < thr:
         lobe_thr = thr
-    area_pre = 0.0
-    i_on = int(math.ceil(on))
-    if i_on <= p:
-        sv = s[i_on - a:p + 1 - a]
-        for k in range(sv.shape[0]):
-            v = sv[k]
-            if v < 0.0:
-                area_pre -= v
-    vmax = vmin
-    prev = vmin
-    first_ret = -1.0
-    last_end = -1.0
-    area_run = 0.0
-    area_end = 0.0
-    lobe_min = vmin
-    in_lobe = True
-    sv = s[p + 1 - a:e_lobe - a] if e_lobe > p + 1 else s[0:0]
-    for k in range(sv.shape[0]):
-        i = p + 1 + k
-        v = sv[k]
-        if v > vmax:
-            vmax = v
-        if in_lobe:
-            if v < lobe_min:
-                lobe_min = v
-            if v >= 0.0:
-                tc = (i - 1) + prev / (prev - v)
-                if first_ret < 0.0:
-                    first_ret = tc
-                if -lobe_min >= lobe_thr:
-                    last_end = tc
-                    area_end = area_run
-                in_lobe = False
-        elif v < 0.0:
-            in_lobe = True
-            lobe_min = v
-        if v < 0.0:
-            area_run -= v
-        prev = v
+    first_ret, last_end, vmax, no_return = lobes_after_peak(s[p - a:e_lobe - a], p, lobe_thr)
     out[O_P2P] = vmax - vmin
-    if in_lobe and -lobe_min >= lobe_thr:
+    if no_return:
         flags |= F_NO_RETURN
-        last_end = -1.0
     if first_ret >= 0.0:
         out[O_NEG_DURATION] = (first_ret - on) * dt
     else:
         flags |= F_NO_RETURN
     if last_end >= 0.0 and not (flags & F_NO_RETURN):
         out[O_TOTAL_DURATION] = (last_end - on) * dt
-        out[O_NEG_AREA] = (area_pre + area_end) * dt
+        i_on = int(math.ceil(on))
+        i_end = int(math.floor(last_end)) + 1
+        out[O_NEG_AREA] = negative_sum(s[i_on - a:i_end - a]) * dt
 
     # 9. F wave: the first sustained departure after the M wave (not before f_start)
     if is_f:

@@ -58,6 +58,14 @@ def _seqsum(a: np.ndarray) -> float:
     return float(np.cumsum(a, dtype=np.float64)[-1]) if a.size else 0.0
 
 
+def _lanesum(a: np.ndarray) -> float:
+    """Sum as the kernels' four interleaved partial sums do (index mod 4, each in order)."""
+    lanes = np.zeros((-(-a.size // 4), 4))
+    lanes.flat[: a.size] = a
+    part = np.cumsum(lanes, axis=0)[-1] if a.size else np.zeros(4)
+    return float((part[0] + part[1]) + (part[2] + part[3]))
+
+
 def ref_time_index(t, t0, fs):
     v = (t - t0) * fs - 1e-6
     if not v < 1e15:
@@ -571,7 +579,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     if last_end >= 0.0 and not flags & K.F_NO_RETURN:
         out[K.O_TOTAL_DURATION] = (last_end - on) * dt
         part = s[int(math.ceil(on)) - a : int(math.floor(last_end)) + 1 - a]
-        out[K.O_NEG_AREA] = _seqsum(-part[part < 0.0]) * dt
+        out[K.O_NEG_AREA] = _lanesum(-np.minimum(part, 0.0)) * dt
 
     if is_f:
         f0 = e_m
