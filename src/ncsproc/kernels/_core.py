@@ -1286,7 +1286,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     out[O_AMPLITUDE] = amp
     out[O_SNR] = 20.0 * math.log10(amp / sigma) if sigma > 0.0 else np.inf
 
-    # 8. one pass after the peak: positive peak, negative lobes, area below baseline. An F-wave
+    # 8. after the peak: positive peak, negative lobes, area below baseline. An F-wave
     # trace's M wave ends where it has returned to baseline (a quiet run of f_gap within k_f SD
     # after the peak); the F search starts there.
     e_lobe = e
