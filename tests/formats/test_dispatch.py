@@ -81,7 +81,9 @@ def test_results_file_names_its_function(tmp_path, results_reader):
     path.write_bytes(b"RESULTS 1 2 3")
     with pytest.raises(
         UnsupportedFormatError,
-        match=r"x\.res: this is a made-up results table file: it holds results, not traces.*ncsproc\.read_fake\(path\)",
+        match=r"^x\.res holds made-up results table, not recorded traces, so ncsproc\.read cannot "
+        r"make a trace set of it \(nor can ncsproc plot, info or measure\): read it in Python "
+        r"with ncsproc\.read_fake\(path\)$",
     ):
         read(path)
     with pytest.raises(UnsupportedFormatError, match=r"ncsproc\.read_fake"):

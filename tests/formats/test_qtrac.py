@@ -319,8 +319,14 @@ def test_sniff_and_read_refuses_results(tmp_path):
     other = tmp_path / "notes.txt"
     other.write_text("hello\nworld: 3\n")
     assert "no QTRAC header" in qtrac.READER.sniff(other)
-    with pytest.raises(UnsupportedFormatError, match=r"ncsproc\.read_qtrac"):
+    with pytest.raises(UnsupportedFormatError) as err:
         ncsproc.read(SCAN / "MSCC00205A_OM2.MEM")
+    # one sentence: what the file is, why it is no trace file, what to call instead
+    assert str(err.value) == (
+        "MSCC00205A_OM2.MEM holds QTRAC/QtracP results (.MEM nerve excitability and CMAP "
+        "scans, .MEF lists), not recorded traces, so ncsproc.read cannot make a trace set of it "
+        "(nor can ncsproc plot, info or measure): read it in Python with "
+        "ncsproc.read_qtrac(path)")
 
 
 def test_public_names():

@@ -212,8 +212,9 @@ def read(
     if candidates[0].kind != "traces":
         reader = candidates[0]
         raise UnsupportedFormatError(
-            f"{path.name}: this is a {reader.description} file: it holds results, not traces, so "
-            f"ncsproc.read cannot return a trace set; read it with {reader.function_name}(path)"
+            f"{path.name} holds {reader.description}, not recorded traces, so ncsproc.read "
+            "cannot make a trace set of it (nor can ncsproc plot, info or measure): read it in "
+            f"Python with {reader.function_name}(path)"
         )
     failures: list[tuple[Reader, FormatError]] = []
     for reader in candidates:

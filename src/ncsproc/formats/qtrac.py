@@ -1002,8 +1002,9 @@ def _example(folder: str | os.PathLike) -> Path:
 
 READER = Reader(
     name="qtrac",
-    description="QTRAC/QtracP results (.MEM nerve excitability and CMAP scans, .MEF lists); "
-    "read with ncsproc.read_qtrac",
+    # a noun phrase: read() refuses the file with "<name> holds <description>, not recorded
+    # traces ...: read it in Python with ncsproc.read_qtrac(path)"
+    description="QTRAC/QtracP results (.MEM nerve excitability and CMAP scans, .MEF lists)",
     extensions=(".mem", ".mef"),
     sniff=_sniff,
     load=read_qtrac,
