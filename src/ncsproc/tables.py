@@ -42,6 +42,39 @@ RESPONSE_ID_COLUMNS = (
 RESPONSE_ORDER = (*RESPONSE_ID_COLUMNS, *RESPONSE_COLUMNS, "status")
 REVIEWED_COLUMN = "reviewed"
 """Column appended to ``responses.csv`` (and ``sites.csv``) for reviewed measures."""
+ORIGINAL_PREFIX = "original_"
+"""Prefix of a column holding the machine value of another column (``original_dml_ms``):
+written with that column's decimals."""
+
+
+def is_count_column(name: str) -> bool:
+    """A count (written as an integer, empty when missing): ``n_<what>`` or ``<x>_n_<what>``
+    (``n_proximal_ok``, ``f_n_waves``; also ``original_<count>``).
+
+    Counts are floats in the feature tables wherever some rows have none (an F-wave count of
+    a sensory study), so the column kind alone does not say they are whole numbers."""
+    return name.startswith("n_") or "_n_" in name
+
+
+def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str, int]:
+    """Fixed decimals of the float columns among ``columns``: the contract's response columns,
+    then ``decimals`` (e.g. :func:`ncsproc.features.csv_decimals`), counts 0
+    (:func:`is_count_column`), ``original_<c>`` as ``c``; any other float column gets
+    :data:`DEFAULT_DECIMALS`."""
+    fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
+    fixed.update(decimals or {})
+    out = {}
+    for c in columns:
+        base = c[len(ORIGINAL_PREFIX):] if c.startswith(ORIGINAL_PREFIX) else c
+        if c in fixed:
+            out[c] = fixed[c]
+        elif base in fixed:
+            out[c] = fixed[base]
+        elif is_count_column(base):
+            out[c] = 0
+        else:
+            out[c] = DEFAULT_DECIMALS
+    return out
 
 
 def responses_table(measures: xr.Dataset) -> pd.DataFrame:
@@ -89,8 +122,9 @@ def write_csv(
     path : path-like
         Destination (written to a temporary file, then renamed).
     decimals : dict, optional
-        Decimals per float column; the contract's response columns have theirs already and
-        any other float column gets :data:`DEFAULT_DECIMALS`.
+        Decimals per float column; the contract's response columns have theirs already,
+        counts (:func:`is_count_column`) are written as integers, ``original_<c>`` as ``c``,
+        and any other float column gets :data:`DEFAULT_DECIMALS` (:func:`column_decimals`).
 
     Returns
     -------
@@ -98,13 +132,12 @@ def write_csv(
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
-    fixed.update(decimals or {})
+    fixed = column_decimals([str(c) for c in table.columns], decimals)
     out = table.copy()
     for column in out.columns:
         if out[column].dtype.kind != "f":
             continue
-        d = fixed.get(column, DEFAULT_DECIMALS)
+        d = fixed.get(str(column), DEFAULT_DECIMALS)
         out[column] = [("" if not np.isfinite(v) else f"{v:.{d}f}") for v in out[column]]
     try:
         out.to_csv(tmp, index=False, lineterminator="\n")

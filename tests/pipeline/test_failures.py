@@ -173,3 +173,44 @@ def test_linked_exam_folders_are_followed(cohort, tmp_path):
     assert [e.exam_id for e in plan.exams] == ["EX0002"]
     assert {f.source_file for f in plan.exams[0].files} >= {"EX0002/L_median_motor.edf"}
     assert all(f.path.startswith(str(root)) for f in plan.exams[0].files)
+
+
+def test_files_beside_exam_folders_are_no_exam(copy_exams, cohort, tmp_path):
+    """The truth CSVs at the top of a cohort folder (and notes beside the exam folders of a
+    site) are not an exam: they are skipped when no trace reader recognises them, and the log
+    counts the real exams only. A folder with a trace file of its own stays an exam."""
+    from ncsproc.pipeline import plan_inputs
+
+    root = copy_exams(["EX0001", "EX0002"])
+    for truth in sorted(cohort.glob("truth_*.csv")):
+        shutil.copy(truth, root / truth.name)
+    (root / "site_b").mkdir()
+    shutil.copytree(cohort / "EX0003", root / "site_b" / "EX0003")
+    (root / "site_b" / "notes.txt").write_text("referred by Dr X\n")
+    plan = plan_inputs([root])
+    assert [e.exam_id for e in plan.exams] == ["EX0001", "EX0002", "EX0003"]
+    assert sorted(f.source_file for f in plan.skipped) == [
+        "site_b/notes.txt", *sorted(p.name for p in cohort.glob("truth_*.csv"))]
+    assert plan.n_candidates == sum(e.n_files for e in plan.exams)
+    code, err = cli(["extract", root, "--out", tmp_path / "out", "--scheduler", "synchronous",
+                     "--no-traces"])
+    assert code == 0, err
+    assert f"{plan.n_candidates} candidate file(s) in 3 exam(s) (folders)" in err
+    assert "skipped 5 file(s) beside the exam folders that no trace reader recognises" in err
+    assert "3 exam(s) (3 computed, 0 cached)" in err
+    # a trace file of its own keeps a folder an exam (one folder per exam), truth CSVs and all
+    edf = next((cohort / "EX0004").glob("*.edf"))
+    shutil.copy(edf, root / edf.name)
+    plan = plan_inputs([root])
+    assert [e.exam_id for e in plan.exams] == [root.name, "EX0001", "EX0002", "EX0003"]
+    assert [f.source_file for f in plan.skipped] == ["site_b/notes.txt"]
+    assert edf.name in {f.source_file for f in plan.exams[0].files}
+    # a folder of notes only, without exam folders inside, is reported at the end, not counted
+    (root / "EX0009").mkdir()
+    (root / "EX0009" / "notes.txt").write_text("no recording\n")
+    (root / edf.name).unlink()
+    code, err = cli(["extract", root, "--out", tmp_path / "out2", "--scheduler", "synchronous",
+                     "--no-traces"])
+    assert code == 0, err
+    assert "1 folder(s) held no trace file and are not exams: EX0009/" in err
+    assert "3 exam(s) (3 computed, 0 cached)" in err

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from ncsproc.pipeline import extract
-from ncsproc.review import REVIEWS_COLUMNS
+from ncsproc.review import CHANGED_COLUMN, ORIGINAL_KEYS, REVIEWS_COLUMNS, original_columns
 
 from .helpers import REPO, cli
 
@@ -77,10 +77,50 @@ def test_only_the_reviewed_exam_is_recomputed(reviewed):
     assert result.exit_status == 0
 
 
+def _added(name: str, base_columns) -> list[str]:
+    """The columns --overrides appends to a table: the review column, then the originals."""
+    col = REVIEW_COLS.get(name)
+    originals = [CHANGED_COLUMN, *(oc for oc, _ in original_columns(name, base_columns))] \
+        if name in ORIGINAL_KEYS else []
+    return [*([col] if col else []), *originals]
+
+
 def _split(base_t: pd.DataFrame, new_t: pd.DataFrame, name: str):
     col = REVIEW_COLS.get(name)
-    assert list(new_t.columns) == [*base_t.columns, *([col] if col else [])], name
+    assert list(new_t.columns) == [*base_t.columns, *_added(name, base_t.columns)], name
     return new_t[list(base_t.columns)], (new_t[col] if col else None)
+
+
+# columns a review may change that have no original_* column (formats/review.md): in nerves and
+# segments the limits used (they empty or fill with their feature) and the criteria's
+# explanations; in exams and criteria everything but the pattern, levels, states and values
+def _no_original(name: str, column: str) -> bool:
+    return name in ("exams", "criteria") or (
+        column.endswith("_not_evaluated") or "_uln_" in column or "_lln_" in column
+        or column in ("limits_status", "limits_missing"))
+
+
+def _check_originals(base: Path, out: Path, name: str) -> pd.DataFrame:
+    """Every value a review changed has its machine value in original_<column> and its name in
+    reviewed_columns; every other original is empty. Returns the rows that changed."""
+    before, after = _text(base / f"{name}.csv"), _text(out / f"{name}.csv")
+    keys = list(ORIGINAL_KEYS[name])
+    assert (after[keys] == before[keys]).all().all(), name  # same rows, same order
+    pairs = dict((c, oc) for oc, c in original_columns(name, before.columns))
+    assert pairs and all(oc in after.columns for oc in pairs.values())
+    for i in range(len(before)):
+        listed = [c for c in after[CHANGED_COLUMN].iloc[i].split(";") if c]
+        changed = [c for c in before.columns if after[c].iloc[i] != before[c].iloc[i]]
+        assert [c for c in changed if c in pairs] == listed, (name, i)
+        assert all(_no_original(name, c) for c in changed if c not in pairs), (name, i, changed)
+        for c, oc in pairs.items():
+            assert after[oc].iloc[i] == (before[c].iloc[i] if c in listed else ""), (name, i, c)
+    return after[after[CHANGED_COLUMN] != ""]
+
+
+def _no_originals(table: pd.DataFrame) -> bool:
+    cols = [c for c in table.columns if c == CHANGED_COLUMN or c.startswith("original_")]
+    return bool(cols) and (table[cols] == "").all().all()
 
 
 def test_responses_and_sites_change_in_the_reviewed_row_only(base, reviewed, distal_median):
@@ -135,7 +175,8 @@ def test_nerve_features_criteria_and_pattern_follow(base, reviewed, distal_media
     assert td["state"] == ("met" if float(td["value"]) > 30 else "not_met")
     cb = _text(base / "criteria.csv")
     keep = (cb["exam_id"] != "EX0001").to_numpy()
-    pd.testing.assert_frame_equal(crit[keep].reset_index(drop=True),
+    assert list(crit.columns) == [*cb.columns, *_added("criteria", cb.columns)]
+    pd.testing.assert_frame_equal(crit[keep][list(cb.columns)].reset_index(drop=True),
                                   cb[keep].reset_index(drop=True))
     eb = _text(base / "exams.csv")
     ea, emarks = _split(eb, _text(out / "exams.csv"), "exams")
@@ -145,6 +186,37 @@ def test_nerve_features_criteria_and_pattern_follow(base, reviewed, distal_media
     if td["state"] == "met":  # a demyelinating feature in a 'normal' exam: no longer normal
         assert eb[first]["pattern"].iloc[0] == "normal"
         assert ea[first]["pattern"].iloc[0] != "normal"
+
+
+def test_the_machine_values_stay_beside_the_reviewed_ones(base, reviewed, distal_median):
+    """original_<column> of nerves, segments, exams and criteria: the first run's value where
+    the review changed it, empty elsewhere (other studies, other exams)."""
+    out, _, _ = reviewed
+    changed = {name: _check_originals(base, out, name) for name in ORIGINAL_KEYS}
+    nb = _text(base / "nerves.csv")
+    old = nb[(nb["exam_id"] == "EX0001") & (nb["study"] == "L_median_motor")].iloc[0]
+    row = changed["nerves"]
+    assert list(zip(row["exam_id"], row["study"], strict=True)) == [("EX0001", "L_median_motor")]
+    assert row["original_dml_ms"].iloc[0] == old["dml_ms"] == distal_median["onset_ms"]
+    assert {"dml_ms", "cv_m_s", "tli"} <= set(row[CHANGED_COLUMN].iloc[0].split(";"))
+    assert "original_dml_uln_ms" not in row and "original_exam_id" not in row
+    seg = changed["segments"]
+    assert set(seg["study"]) == {"L_median_motor"} and "cv_m_s" in seg[CHANGED_COLUMN].iloc[0]
+    assert set(changed["criteria"]["exam_id"]) == {"EX0001"}
+    # the criteria's original states are the first run's
+    cb = _text(base / "criteria.csv").set_index(list(ORIGINAL_KEYS["criteria"]))
+    for key, r in changed["criteria"].set_index(list(ORIGINAL_KEYS["criteria"])).iterrows():
+        if "state" in r[CHANGED_COLUMN].split(";"):
+            assert r["original_state"] == cb.loc[key, "state"] != r["state"]
+    eb, ea = _text(base / "exams.csv"), _text(out / "exams.csv")
+    assert _no_originals(ea[ea["exam_id"] != "EX0001"])
+    e0, e1 = eb.iloc[0], ea.iloc[0]
+    assert e1["original_pattern"] == ("" if e1["pattern"] == e0["pattern"] else e0["pattern"])
+    for level in ("efns_pns_2010", "ean_pns_2021"):
+        assert e1[f"original_{level}"] == ("" if e1[level] == e0[level] else e0[level])
+    if e1["pattern"] != e0["pattern"]:  # the temporal dispersion criterion flipped it
+        assert e1["original_pattern"] == e0["pattern"] == "normal"
+        assert "pattern" in e1[CHANGED_COLUMN].split(";")
 
 
 def test_reviews_table_and_provenance(reviewed, distal_median):
@@ -245,9 +317,31 @@ def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tm
             assert (new["state"], new["met"]) == ("met", "True")
             assert float(new["value"]) == pytest.approx(float(row["dml_pct_uln"]), abs=0.01)
     keep = (cb["exam_id"] != "EX0003").to_numpy()
-    pd.testing.assert_frame_equal(ca[keep].reset_index(drop=True),
+    pd.testing.assert_frame_equal(ca[keep][list(cb.columns)].reset_index(drop=True),
                                   cb[keep].reset_index(drop=True))
     assert (_text(out / "exams.csv")["reviewed_traces"].str.count("EX0003/") == [0, 0, 2, 0]).all()
+    # the machine values beside the reviewed ones: the first run's
+    for name in ORIGINAL_KEYS:
+        _check_originals(base, out, name)
+    for study in studies:
+        row = na[(na["exam_id"] == "EX0003") & (na["study"] == study)].iloc[0]
+        old = _text(base / "nerves.csv")
+        old = old[(old["exam_id"] == "EX0003") & (old["study"] == study)].iloc[0]
+        assert row["original_dml_ms"] == old["dml_ms"] != row["dml_ms"]
+        assert row["original_dml_pct_uln"] == old["dml_pct_uln"]
+        assert row["original_efns_pns_2010_met"] == old["efns_pns_2010_met"]
+        for cs in ("efns_pns_2010", "ean_pns_2021"):
+            sel = ((ca["exam_id"] == "EX0003") & (ca["study"] == study)
+                   & (ca["criteria_set"] == cs) & (ca["criterion"] == "dml"))
+            assert ca[sel].iloc[0]["original_state"] == "not_met"
+    assert _no_originals(na[na["exam_id"] != "EX0003"])
+    assert _no_originals(ca[ca["exam_id"] != "EX0003"])
+    eb, ea = _text(base / "exams.csv"), _text(out / "exams.csv")
+    third = (eb["exam_id"] == "EX0003").to_numpy()
+    assert _no_originals(ea[~third])
+    old, new = eb[third].iloc[0], ea[third].iloc[0]
+    for c in ("pattern", "efns_pns_2010", "ean_pns_2021"):
+        assert new[f"original_{c}"] == ("" if new[c] == old[c] else old[c]), c
 
 
 def test_an_invalid_file_is_a_usage_error(tmp_path):
@@ -287,3 +381,5 @@ def test_unknown_trace_ids_are_error_rows(base, tmp_path):
     pd.testing.assert_frame_equal(after[list(before.columns)], before)
     assert len(_text(out / "reviews.csv")) == 0
     assert np.isfinite(pd.read_csv(out / "nerves.csv")["dml_ms"]).any()
+    for name in ORIGINAL_KEYS:  # the columns are there, empty: nothing was reviewed
+        assert _no_originals(_text(out / f"{name}.csv")), name

@@ -55,7 +55,7 @@ def test_killed_run_resumes_to_the_same_tables(cohort, reference_run, tmp_path):
     from ncsproc.pipeline import extract
 
     ref_out, ref = reference_run
-    total = 9  # 8 exams and the cohort's root folder (truth tables only: no trace file)
+    total = 8  # 8 exams (the truth tables at the cohort's root are skipped: not an exam)
     for attempt in range(3):
         out = tmp_path / f"out{attempt}"
         committed = _kill_mid_run(cohort, out, total)

@@ -109,6 +109,39 @@ def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
     assert (out / "nerves.csv").read_bytes() == ref.read_bytes()
 
 
+def test_counts_are_written_as_integers(tmp_path):
+    """n_proximal_ok, f_n_waves, ...: floats in the feature tables wherever some rows have no
+    count, written as whole numbers (empty when missing), in the pipeline and by write_csv."""
+    from ncsproc.pipeline.settings import load_settings
+    from ncsproc.tables import is_count_column, write_csv
+
+    assert all(map(is_count_column, ("n_proximal_ok", "f_n_waves", "n_traces",
+                                     "original_n_proximal_ok", "original_f_n_stimuli")))
+    assert not any(map(is_count_column, ("n", "nerve", "snr_db", "min_cv_m_s", "f_min_ms")))
+    exams = [
+        pd.DataFrame({"exam_id": ["A", "A"], "n_proximal_ok": [1.0, np.nan],
+                      "f_n_waves": [0.0, 12.0], "dml_ms": [3.0, np.nan]}),
+        pd.DataFrame({"exam_id": ["B"], "n_proximal_ok": np.array([2]),
+                      "f_n_waves": [np.nan], "dml_ms": [4.25]}),
+    ]
+    parts, schema = [], CohortSchema()
+    for i, t in enumerate(exams):
+        data = encode_part({"exam_id": t["exam_id"][0], "errors": []}, {"nerves": t})
+        path = tmp_path / f"{i}.part"
+        path.write_bytes(data)
+        parts.append({"exam_id": t["exam_id"][0], "path": str(path)})
+        schema.add(read_part_head(path))
+    out = tmp_path / "out"
+    out.mkdir()
+    merge_outputs(out, parts, [], settings=load_settings(), traces=False, parquet=False,
+                  schema=schema)
+    expected = ("exam_id,n_proximal_ok,f_n_waves,dml_ms\n"
+                "A,1,0,3.000\nA,,12,\nB,2,,4.250\n")
+    assert (out / "nerves.csv").read_text() == expected
+    write_csv(pd.concat(exams, ignore_index=True), tmp_path / "ref.csv")
+    assert (tmp_path / "ref.csv").read_text() == expected
+
+
 def test_scrub_removes_absolute_paths():
     job = ExamJob("EX1", "site/EX1/", (InputFile("/data/site/EX1/a.edf", "site/EX1/a.edf", True),))
     msg = "[Errno 2] No such file or directory: '/data/site/EX1/a.edf' (see /home/u/x/y.log)"

@@ -141,3 +141,40 @@ def test_recomputed_features_are_marked_reviewed(reviewed_round_trip):
     row = exams[exams.index(f">{EXAM}</a>"):]
     row = row[:row.index("</tr>")]
     assert row.rstrip().endswith('data-sort="2">2</td>')  # two reviewed traces
+
+
+def test_values_before_the_review_are_shown_beside_the_reviewed_ones(reviewed_round_trip):
+    """original_* of nerves.csv and exams.csv: "(was ...)" under a changed nerve value (and in
+    its tooltip), the pattern and levels before the review beside the reviewed ones."""
+    rt = reviewed_round_trip
+    nerves = read_table(rt["results"] / "nerves.csv")
+    before = read_table(rt["before"] / "nerves.csv")
+    html = rt["report"].pages[EXAM].read_text(encoding="utf-8")
+    table = section(html, "nerves", "segments")
+    mine = nerves[nerves["exam_id"] == EXAM]
+    changed = mine[mine["reviewed_columns"] != ""]
+    assert len(changed) and "dml_ms" in ";".join(changed["reviewed_columns"])
+    for r in mine.to_dict("records"):
+        row = table[table.index(f"<tr><td>{r['study']}"):]
+        row = row[:row.index("</tr>")]
+        old = before[(before["exam_id"] == EXAM) & (before["study"] == r["study"])].iloc[0]
+        assert r["original_dml_ms"] == ("" if "dml_ms" not in r["reviewed_columns"]
+                                        else old["dml_ms"])
+        if r["original_dml_ms"]:
+            assert f"(was {old['dml_ms']})" in row and f"before review: {old['dml_ms']}" in row
+            assert f">{r['dml_ms']}<" in row or f">{r['dml_ms']}<span" in row
+        if not r["reviewed_columns"]:
+            assert "(was " not in row and "before review" not in row
+    exams = read_table(rt["results"] / "exams.csv")
+    exam = exams[exams["exam_id"] == EXAM].iloc[0]
+    top = html[:html.index('id="pattern"')]
+    head = section(html, "pattern", "criteria")
+    if exam["original_pattern"]:
+        shown = exam["original_pattern"].replace("_", " ")
+        assert "(before review: " in top and shown in top.split("(before review: ")[1]
+        assert "(before review: " in head.split("</h2>")[0]
+    else:
+        assert "pattern" not in exam["reviewed_columns"].split(";")
+        assert "before review" not in head.split("</h2>")[0]
+    assert top.count("(before review: ") == sum(
+        1 for c in ("pattern", "efns_pns_2010", "ean_pns_2021") if exam[f"original_{c}"])

@@ -139,3 +139,44 @@ def test_reviews_table_shows_units_statuses_and_removed_values():
     assert rows[0][2:6] == ["status", "", "ok", "no_response"]
     assert rows[1][2:6] == ["f_latency", "ms", "36.435", "none"]
     assert rows[2][3:6] == ["µV·ms", "17597.860", "17598.470"] and rows[2][8] == "6"
+
+
+def test_pattern_and_nerve_values_before_the_review(sample_report, copy_results, tmp_path):
+    """exams.csv and nerves.csv of ``extract --overrides`` (reviewed_columns, original_*): the
+    pattern and a level before the review beside the reviewed ones on the exam page; a changed
+    nerve value with "(was ...)" and its tooltip, a value the machine did not have as "none"."""
+    from ncsproc.report import build_report
+
+    _, run = sample_report
+    results = copy_results(run)
+    exams = read_table(results / "exams.csv")
+    exams["reviewed_columns"], exams["original_pattern"] = "", ""
+    exams["original_efns_pns_2010"], exams["original_ean_pns_2021"] = "", ""
+    first = exams["exam_id"] == "EX0001"
+    old_pattern = "distal_demyelinating" if exams.loc[first, "pattern"].iloc[0] != \
+        "distal_demyelinating" else "axonal"
+    exams.loc[first, ["reviewed_columns", "original_pattern", "original_efns_pns_2010"]] = [
+        "pattern;efns_pns_2010", old_pattern, "definite"]
+    exams.to_csv(results / "exams.csv", index=False)
+    nerves = read_table(results / "nerves.csv")
+    nerves["reviewed_columns"], nerves["original_dml_ms"], nerves["original_cv_m_s"] = "", "", ""
+    row = (nerves["exam_id"] == "EX0001") & (nerves["study"] == "L_median_motor")
+    nerves.loc[row, ["reviewed_columns", "original_dml_ms"]] = ["dml_ms;cv_m_s", "2.500"]
+    nerves.to_csv(results / "nerves.csv", index=False)
+    report = build_report(results, tmp_path / "report")
+    html = report.pages["EX0001"].read_text(encoding="utf-8")
+    top = html[:html.index('id="pattern"')]
+    assert top.count("(before review: ") == 2
+    assert old_pattern.replace("_", " ") in top.split("(before review: ")[1]
+    assert ">definite<" in top.split("(before review: ")[2]
+    head = section(html, "pattern", "criteria").split("</h2>")[0]
+    assert "(before review: " in head and old_pattern.replace("_", " ") in head
+    table = section(html, "nerves", "segments")
+    median = table[table.index("<tr><td>L_median_motor"):]
+    median = median[:median.index("</tr>")]
+    assert "(was 2.500)" in median and "before review: 2.500" in median
+    assert "(was none)" in median  # cv_m_s changed, the machine had no CV
+    others = table.replace(median, "")
+    assert "(was " not in others
+    other = report.pages["EX0002"].read_text(encoding="utf-8")
+    assert "before review" not in other and "(was " not in section(other, "nerves", "segments")

@@ -262,6 +262,11 @@ def extract(
     logger.info("%d candidate file(s) in %d exam(s) (%s); settings %s (%s)",
                 plan.n_candidates, len(plan.exams), plan.mode, settings.name,
                 settings.sha256[:12])
+    if plan.skipped:
+        names = [f.source_file for f in plan.skipped]
+        logger.info("skipped %d file(s) beside the exam folders that no trace reader "
+                    "recognises (not an exam): %s", len(names),
+                    ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
 
     lock = _DirLock(cache / "lock")
     lock.__enter__()
@@ -373,7 +378,7 @@ def extract(
                 for i in range(0, len(checks), 256):
                     yield from pool.map(verify, checks[i: i + 256])
 
-        corrupt = []
+        corrupt, no_traces = [], []
         for (job, row), head in zip(checks, verified_heads(), strict=True):
             if row is None or not row.get("part"):
                 if row is not None:  # computed, but the part could not be written
@@ -396,14 +401,21 @@ def extract(
             s = head["summary"]
             if s["status"] == "done":
                 result.n_exams += 1
+            elif s["status"] == "empty":
+                no_traces.append(job.label)
             result.n_files += int(s["n_read"])
             result.n_traces += int(s["n_traces"])
             result.n_errors += len(s.get("errors", []))
         catalog.forget(corrupt)
         result.n_errors += len(extra_errors)
+        if no_traces:  # a folder of notes or tables only: no exam (and not an error)
+            logger.info("%d folder(s) held no trace file and are not exams: %s", len(no_traces),
+                        ", ".join(no_traces[:5]) + (", ..." if len(no_traces) > 5 else ""))
 
         plan_doc = {
-            "format": "ncsproc-extract-outputs/1",
+            # /2: counts written as integers, original_* columns of reviewed exams (outputs of
+            # an older layout are rewritten even when every exam comes from the cache)
+            "format": "ncsproc-extract-outputs/2",
             "version": __version__,
             "exams": [[e["key"], e["sha256"]] for e in entries],
             "errors": sorted(json.dumps(r, sort_keys=True) for r in extra_errors),
@@ -497,7 +509,9 @@ def _assign_overrides(review, exams: list[ExamJob], valid: list[ExamJob]) -> lis
             continue
         job.overrides = tuple(rows)
         digest = Overrides(review.source, "", tuple(rows)).digest()
-        job.key = hashlib.sha256(f"{job.key}:overrides:{digest}".encode()).hexdigest()
+        # "overrides/2": parts of reviewed exams carry the original_* columns (a part cached
+        # before they existed is recomputed)
+        job.key = hashlib.sha256(f"{job.key}:overrides/2:{digest}".encode()).hexdigest()
     return errors
 
 

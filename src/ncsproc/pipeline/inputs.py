@@ -96,6 +96,8 @@ class Plan:
     errors: list[dict]
     mode: str  # "folders" or "manifest"
     n_candidates: int
+    skipped: list[InputFile] = field(default_factory=list)
+    """Files found beside exam folders that no trace reader recognises (not an exam)."""
 
 
 def trace_suffixes() -> tuple[str, ...]:
@@ -216,6 +218,38 @@ def _folder_label(folder: Path, files: list[InputFile]) -> str:
     f = files[0]
     parent = Path(f.source_file).parent.as_posix()
     return (parent if parent != "." else folder.name) + "/"
+
+
+def _is_trace_file(path: str) -> bool:
+    from ..formats import detect
+
+    try:
+        accepted, _ = detect(path)
+    except Exception:  # detection never raises by contract; if it does, let the task report it
+        return True
+    return any(r.kind == "traces" for r in accepted)
+
+
+def _beside_exam_folders(files: list[InputFile]) -> tuple[list[InputFile], list[InputFile]]:
+    """(kept, skipped): the files found in a folder that also holds exam folders (the folder
+    given, ``site_a/`` of ``site_a/EX1/``) form an exam only when a trace reader recognises one
+    of them by its content; otherwise they are skipped (truth tables, notes, a registry...).
+
+    Only those few files are sniffed here; every other file found in a folder is sniffed by
+    its task, in parallel. A file named on the command line is always kept."""
+    by_folder: dict[Path, list[InputFile]] = {}
+    for f in files:
+        by_folder.setdefault(Path(f.path).parent, []).append(f)
+    parents = {p for folder in by_folder for p in folder.parents if p in by_folder}
+    skipped: list[InputFile] = []
+    for folder in sorted(parents):
+        walked = [f for f in by_folder[folder] if not f.explicit]
+        if walked and not any(_is_trace_file(f.path) for f in walked):
+            skipped.extend(walked)
+    if not skipped:
+        return files, []
+    drop = {f.path for f in skipped}
+    return [f for f in files if f.path not in drop], skipped
 
 
 def _group_by_folder(files: list[InputFile]) -> tuple[list[ExamJob], list[dict]]:
@@ -440,7 +474,9 @@ def plan_inputs(paths, *, manifest=None, exclude: tuple = ()) -> Plan:
     manifest : path-like, optional
         CSV with ``source_file, exam_id`` and optionally ``subject_id, age, height, sex``;
         ``source_file`` is relative to the manifest's folder or to an input root. Without one,
-        every folder holding input files is one exam named by the folder.
+        every folder holding input files is one exam named by the folder, except a folder that
+        also holds exam folders and none of whose own files a trace reader recognises (its
+        files are in ``Plan.skipped``).
     exclude : tuple of path-like
         Never inputs (the output folder, the manifest).
 
@@ -456,13 +492,15 @@ def plan_inputs(paths, *, manifest=None, exclude: tuple = ()) -> Plan:
         raise UsageError("no input paths given")
     excl = tuple(exclude) + ((Path(manifest),) if manifest is not None else ())
     files = collect_files(paths, exclude=excl)
+    skipped: list[InputFile] = []
     if manifest is None:
+        files, skipped = _beside_exam_folders(files)
         exams, errors = _group_by_folder(files)
         mode = "folders"
     else:
         exams, errors = _group_by_manifest(files, Path(manifest))
         mode = "manifest"
-    return Plan(exams=exams, errors=errors, mode=mode, n_candidates=len(files))
+    return Plan(exams=exams, errors=errors, mode=mode, n_candidates=len(files), skipped=skipped)
 
 
 def sidecars_of(path: str) -> list[Path]:

@@ -97,12 +97,14 @@ def merge_kinds(kinds: set[str]) -> str:
 
 
 def _decimals(columns: list[str]) -> dict[str, int]:
+    """Decimals of every column as :func:`ncsproc.tables.write_csv` with
+    :func:`ncsproc.features.csv_decimals` writes them (counts as integers, ``original_<c>`` as
+    ``c``)."""
     from ..features import csv_decimals
-    from ..tables import RESPONSE_COLUMNS
+    from ..tables import ORIGINAL_PREFIX, column_decimals
 
-    fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
-    fixed.update(csv_decimals(pd.DataFrame(columns=columns)))
-    return fixed
+    names = {c[len(ORIGINAL_PREFIX):] if c.startswith(ORIGINAL_PREFIX) else c for c in columns}
+    return column_decimals(columns, csv_decimals(pd.DataFrame(columns=sorted(names))))
 
 
 def _text(v) -> str | None:
@@ -477,13 +479,36 @@ def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
     order["reviews"] = {c: {REVIEWS_KINDS[c]} for c in REVIEWS_COLUMNS}
     kinds["reviews"] = dict(REVIEWS_KINDS)
     if review is not None:
+        from ..review import CHANGED_COLUMN, ORIGINAL_KEYS, is_original_column, original_columns
+
         consts["reviews"]["overrides_sha256"] = review["sha256"]
-        for name, col in REVIEW_COLUMNS.items():
-            order[name].pop(col, None)
-            if order[name]:  # a table without any column stays as the contract's header
+        for name in TABLE_FILES:
+            col = REVIEW_COLUMNS.get(name)
+            if name not in ORIGINAL_KEYS and col is None:
+                continue
+            given = order[name]
+            order[name] = {c: k for c, k in given.items()
+                           if c != col and not is_original_column(c)}
+            if not order[name]:  # a table without any column stays as the contract's header
+                continue
+            if col is not None:
                 order[name][col] = {"s"}
                 kinds[name][col] = "s"
                 fills[name][col] = ""
+            if name not in ORIGINAL_KEYS:
+                continue
+            order[name][CHANGED_COLUMN] = {"s"}
+            kinds[name][CHANGED_COLUMN] = "s"
+            fills[name][CHANGED_COLUMN] = ""
+            # original_<c>: a float where c is a number, text ("" when empty) where c is text
+            # or a boolean, the machine value itself where c is mixed (criteria.value)
+            for oc, c in original_columns(name, list(order[name])):
+                base = merge_kinds(order[name][c])
+                kind = "f" if base in "fi" else ("s" if base in "bs" else "o")
+                order[name][oc] = {kind}
+                kinds[name][oc] = kind
+                if kind == "s":
+                    fills[name][oc] = ""
     return kinds, fills, consts
 
 

@@ -246,28 +246,53 @@ def _split(table, exam_ids) -> dict:
     return out
 
 
-def _tables_for(measures, settings, review=None) -> dict:
+def _feature_tables(measures, settings) -> dict:
     from .. import features
-    from ..tables import responses_table
 
-    t = features.tables(
+    return features.tables(
         measures, limits=settings.limits, rules=settings.rules, criteria=list(settings.criteria)
     )
+
+
+def _tables_for(measures, settings, review=None, machine=None) -> dict:
+    """The tables of a batch's measures; with a review, also the review columns, the
+    ``original_*`` columns (from ``machine``, the measures before the review) and ``reviews``."""
+    from ..tables import responses_table
+
+    t = _feature_tables(measures, settings)
     t["responses"] = responses_table(measures)
     if review is not None:
-        from ..review import reviews_table
+        from ..review import original_tables, reviews_table
 
         _add_review_columns(t, measures)
+        t = original_tables(t, _machine_tables(measures, machine, settings))
         # the file's SHA-256 is a property of the run, not of the exam: merge_outputs fills it
         # in, so an exam's part depends only on its own override lines
         t["reviews"] = reviews_table(review, overrides_sha256="")
     return t
 
 
+def _machine_tables(reviewed, machine, settings) -> dict | None:
+    """The feature tables of the exams with an applied override, from their machine measures
+    (features, criteria and patterns are per exam, so the other exams are left out); None
+    when no override was applied."""
+    if machine is None:
+        return None
+    marks = np.asarray(reviewed["reviewed"].values).astype(str)
+    exams = np.asarray(reviewed["exam_id"].values).astype(str)
+    mine = np.unique(exams[marks != ""])
+    if not len(mine):
+        return None
+    keep = np.isin(np.asarray(machine["exam_id"].values).astype(str), mine)
+    return _feature_tables(machine.isel(trace=np.flatnonzero(keep)), settings)
+
+
 TABLES = ("responses", "segments", "nerves", "exams", "criteria", "sites")
 REVIEW_COLUMNS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
                   "exams": "reviewed_traces"}
-"""Columns appended to the tables of an exam that has marker overrides (``--overrides``)."""
+"""Columns appended to the tables of an exam that has marker overrides (``--overrides``),
+followed by ``reviewed_columns`` and the ``original_*`` columns
+(:func:`ncsproc.review.original_columns`)."""
 
 
 def _add_review_columns(t: dict, measures) -> None:
@@ -332,14 +357,17 @@ def _review(measures, traces, jobs: list[ExamJob]):
 def _measure_and_tabulate(ds, jobs: list[ExamJob], settings, n_threads: int):
     import ncsproc
 
-    measures = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
-    measures, review, errors = _review(measures, ds, jobs)
-    return _tables_for(measures, settings, review), errors
+    machine = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
+    measures, review, errors = _review(machine, ds, jobs)
+    return _tables_for(measures, settings, review, machine), errors
 
 
 def _review_layout(tables: dict, reviewed: bool) -> dict:
-    """An exam without override lines has no review columns and no ``reviews`` table (its part
-    does not depend on anyone else's overrides); an exam with some has them, last."""
+    """An exam without override lines has no review columns, no ``original_*`` columns and no
+    ``reviews`` table (its part does not depend on anyone else's overrides); an exam with some
+    has them, last: the review column, then the originals."""
+    from ..review import is_original_column
+
     out = {}
     for name, cols in tables.items():
         if name == "reviews":
@@ -347,11 +375,9 @@ def _review_layout(tables: dict, reviewed: bool) -> dict:
                 out[name] = cols
             continue
         col = REVIEW_COLUMNS.get(name)
-        if col is None:
-            out[name] = cols
-            continue
-        rest = [(n, a) for n, a in cols if n != col]
+        rest = [(n, a) for n, a in cols if n != col and not is_original_column(n)]
         mine = [(n, a) for n, a in cols if n == col]
+        mine += [(n, a) for n, a in cols if is_original_column(n)]
         out[name] = rest + (mine if reviewed else [])
     return out
 

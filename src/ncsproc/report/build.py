@@ -253,10 +253,20 @@ def _clause(cl: dict) -> Markup:
     return Markup("".join(bits) + (f'<ul class="evidence">{items}</ul>' if items else ""))
 
 
+def _was_badge(exam: dict, col: str, badge) -> str:
+    """" (before review: <badge>)" when the review changed the exam's ``col``."""
+    was = _before_review(exam, col)
+    if was is None:
+        return ""
+    return (f" <span class=\"muted was\">(before review: "
+            f"{badge(exam.get(f'original_{col}', '')) if was != 'none' else 'none'})</span>")
+
+
 def _pattern_section(exam: dict) -> Markup:
     ev = _json(exam.get("pattern_evidence", ""))
     pattern = exam.get("pattern", "")
-    out = [f"<h2 id=\"pattern\">Pattern: {_pattern_badge(pattern)}</h2>"]
+    out = [f"<h2 id=\"pattern\">Pattern: {_pattern_badge(pattern)}"
+           f"{_was_badge(exam, 'pattern', _pattern_badge)}</h2>"]
     rules = exam.get("rules_version", "")
     out.append(f"<p>Rule <b>{esc(exam.get('pattern_rule', '') or (ev or {}).get('rule', ''))}"
                f"</b> of <code>{esc(rules)}</code> {tag_badge(exam.get('rules_status'))}"
@@ -447,12 +457,34 @@ def nerve_cells(row: dict, comparisons, columns) -> dict[str, dict]:
     return out
 
 
+def _before_review(r: dict, col: str) -> str | None:
+    """The machine value of a column the review changed in this row (``reviewed_columns`` and
+    ``original_<col>`` of ``extract --overrides``), as displayed; "none" where the machine had
+    no value; None where the review did not change it."""
+    if col not in (r.get("reviewed_columns") or "").split(";"):
+        return None
+    return _shown(col, r.get(f"original_{col}", "")) or "none"
+
+
+def _with_original(cell, r: dict, col: str):
+    """A cell with the value before the review under it, "(was ...)", and in its tooltip."""
+    was = _before_review(r, col)
+    if was is None:
+        return cell
+    content, a = cell if isinstance(cell, tuple) else (cell, {})
+    a = dict(a)
+    a["title"] = "; ".join(t for t in (a.get("title"), f"before review: {was}") if t)
+    a["class_"] = (a.get("class_", "") + " changed").strip()
+    return (Markup(f"{esc(content)}<span class=\"pct was\">(was {esc(was)})</span>"), a)
+
+
 def _nerves_table(nerves: pd.DataFrame, sets: list[str]) -> Markup:
     if nerves.empty:
         return Markup("<p class=\"muted\">No nerves rows.</p>")
     comps = _limit_comparisons(nerves)
     cols = [(c, label) for c, label in _NERVE_COLUMNS
-            if c in nerves and (nerves[c] != "").any()]
+            if c in nerves and ((nerves[c] != "").any() or (
+                f"original_{c}" in nerves and (nerves[f"original_{c}"] != "").any()))]
     head = ["study", "status", *(label for _, label in cols), "limits",
             *(f"{SET_NAMES.get(s, s)} met" for s in sets if f"{s}_met" in nerves)]
     rows = []
@@ -479,15 +511,15 @@ def _nerves_table(nerves: pd.DataFrame, sets: list[str]) -> Markup:
                     title.insert(0, "outside the normal limit")
                 a = {"class_": "num abn" if info["abnormal"] else "num",
                      "data_sort": repr(_fnum(text)), "title": "; ".join(title) or None}
-                cells.append((content, a))
+                cells.append(_with_original((content, a), r, c))
             else:
-                cells.append(_nerve_cell(c, text))
+                cells.append(_with_original(_nerve_cell(c, text), r, c))
         cells.append(Markup("".join(
             f"{esc(k)} {tag_badge(v)} " for k, v in _limit_tags(r.get("limits_status", ""))
             .items())) if r.get("limits_status") else r.get("limits_missing", ""))
         for s in sets:
             if f"{s}_met" in nerves:
-                cells.append(r.get(f"{s}_met", ""))
+                cells.append(_with_original(r.get(f"{s}_met", ""), r, f"{s}_met"))
         rows.append(cells)
     legend = Markup(
         "<p class=\"note\">Highlighted: outside the normal limit (above 100 % of the upper "
@@ -753,9 +785,11 @@ def _exam_page(exam_id: str, views: list[TraceView], results: Results, sets: lis
     body = [f"<header class=\"top\"><nav><a href=\"../index.html\">&larr; all exams</a></nav>"
             f"<h1>Exam <code>{esc(exam_id)}</code></h1></header>"]
     facts = [f"<div>subject <code>{esc(exam.get('subject_id', ''))}</code></div>",
-             f"<div>pattern {_pattern_badge(exam.get('pattern', ''))}</div>"]
+             f"<div>pattern {_pattern_badge(exam.get('pattern', ''))}"
+             f"{_was_badge(exam, 'pattern', _pattern_badge)}</div>"]
     for s in sets:
-        facts.append(f"<div>{esc(SET_NAMES.get(s, s))} {_badge(exam.get(s, '') or '—')}</div>")
+        facts.append(f"<div>{esc(SET_NAMES.get(s, s))} {_badge(exam.get(s, '') or '—')}"
+                     f"{_was_badge(exam, s, lambda v: _badge(v or '—'))}</div>")
     facts.append(f"<div>{len(views)} traces</div>")
     if summary.qc_warn_traces:
         facts.append(f"<div>{_badge(f'{summary.qc_warn_traces} with QC warnings', 'warn')}</div>")
