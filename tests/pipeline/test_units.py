@@ -76,20 +76,10 @@ def test_merge_kinds(kinds, expected):
     assert merge_kinds(kinds) == expected
 
 
-def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
-    """Column types decided over the cohort: ints in one exam and floats in another are
-    floats everywhere; bools next to missing values become text; quoting is pandas'."""
+def _merge_nerves(tmp_path, exams):
+    """Write one part per exam's ``nerves`` table, merge them as extract does; return DIR."""
     from ncsproc.pipeline.settings import load_settings
-    from ncsproc.tables import write_csv
 
-    exams = [
-        pd.DataFrame({"exam_id": ["A", "A"], "n": np.array([1, 2]), "dml_ms": [3.1234567, 4.0],
-                      "flag": [True, False], "note": ['x, "quoted"', "line\nbreak"]}),
-        pd.DataFrame({"exam_id": ["B"], "n": [np.nan], "dml_ms": [np.nan],
-                      "flag": pd.Series([np.nan], dtype=object), "note": ["plain"]}),
-        pd.DataFrame({"exam_id": ["C"], "n": np.array([7]), "dml_ms": [1e-9],
-                      "flag": [True], "note": [""]}),
-    ]
     parts, schema = [], CohortSchema()
     for i, t in enumerate(exams):
         data = encode_part({"exam_id": t["exam_id"][0], "errors": []}, {"nerves": t})
@@ -101,6 +91,23 @@ def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
     out.mkdir()
     merge_outputs(out, parts, [], settings=load_settings(), traces=False, parquet=False,
                   schema=schema)
+    return out
+
+
+def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
+    """Column types decided over the cohort: ints in one exam and floats in another are
+    floats everywhere; bools next to missing values become text; quoting is pandas'."""
+    from ncsproc.tables import write_csv
+
+    exams = [
+        pd.DataFrame({"exam_id": ["A", "A"], "n": np.array([1, 2]), "dml_ms": [3.1234567, 4.0],
+                      "flag": [True, False], "note": ['x, "quoted"', "line\nbreak"]}),
+        pd.DataFrame({"exam_id": ["B"], "n": [np.nan], "dml_ms": [np.nan],
+                      "flag": pd.Series([np.nan], dtype=object), "note": ["plain"]}),
+        pd.DataFrame({"exam_id": ["C"], "n": np.array([7]), "dml_ms": [1e-9],
+                      "flag": [True], "note": [""]}),
+    ]
+    out = _merge_nerves(tmp_path, exams)
     ref = tmp_path / "ref.csv"
     from ncsproc.features import csv_decimals
 
@@ -112,7 +119,6 @@ def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
 def test_counts_are_written_as_integers(tmp_path):
     """n_proximal_ok, f_n_waves, ...: floats in the feature tables wherever some rows have no
     count, written as whole numbers (empty when missing), in the pipeline and by write_csv."""
-    from ncsproc.pipeline.settings import load_settings
     from ncsproc.tables import is_count_column, write_csv
 
     assert all(map(is_count_column, ("n_proximal_ok", "f_n_waves", "n_traces",
@@ -124,17 +130,7 @@ def test_counts_are_written_as_integers(tmp_path):
         pd.DataFrame({"exam_id": ["B"], "n_proximal_ok": np.array([2]),
                       "f_n_waves": [np.nan], "dml_ms": [4.25]}),
     ]
-    parts, schema = [], CohortSchema()
-    for i, t in enumerate(exams):
-        data = encode_part({"exam_id": t["exam_id"][0], "errors": []}, {"nerves": t})
-        path = tmp_path / f"{i}.part"
-        path.write_bytes(data)
-        parts.append({"exam_id": t["exam_id"][0], "path": str(path)})
-        schema.add(read_part_head(path))
-    out = tmp_path / "out"
-    out.mkdir()
-    merge_outputs(out, parts, [], settings=load_settings(), traces=False, parquet=False,
-                  schema=schema)
+    out = _merge_nerves(tmp_path, exams)
     expected = ("exam_id,n_proximal_ok,f_n_waves,dml_ms\n"
                 "A,1,0,3.000\nA,,12,\nB,2,,4.250\n")
     assert (out / "nerves.csv").read_text() == expected

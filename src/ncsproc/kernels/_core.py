@@ -631,20 +631,7 @@ def lobes_after_peak(sv, p, lobe_thr):
     crosses zero at random, which made every branch of that machine a coin toss.
     """
     m = sv.shape[0]
-    # largest value: four interleaved maxima (exact in any order)
-    v0 = sv[0]
-    v1 = sv[0]
-    v2 = sv[0]
-    v3 = sv[0]
-    m4 = m - m % 4
-    for j in range(0, m4, 4):
-        v0 = max(v0, sv[j])
-        v1 = max(v1, sv[j + 1])
-        v2 = max(v2, sv[j + 2])
-        v3 = max(v3, sv[j + 3])
-    for j in range(m4, m):
-        v0 = max(v0, sv[j])
-    vmax = max(max(v0, v1), max(v2, v3))
+    _, vmax = extreme_values(sv)
     first = -1.0
     i = 1
     while i < m and sv[i] < 0.0:
@@ -695,14 +682,9 @@ def negative_sum(v):
 
 
 @jit
-def arg_extremes(s, a, i0, i1):
-    """First indices of the minimum and the maximum of s[i - a] over i in [i0, i1).
-
-    Returns ``(p, vmin, q, vmax)``; ``p = q = i0`` and infinite values for an empty range.
-    The extreme values come from four interleaved lanes (min and max are exact in any order),
-    then a short scan finds their first occurrence: no data-dependent branch in the long loop.
-    """
-    v = s[i0 - a:i1 - a]
+def extreme_values(v):
+    """``(min, max)`` of v (inf and -inf when empty), in four interleaved lanes: four
+    independent compare chains, and exact in any order."""
     m = v.shape[0]
     m4 = m - m % 4
     lo0 = np.inf
@@ -725,8 +707,20 @@ def arg_extremes(s, a, i0, i1):
     for j in range(m4, m):
         lo0 = min(lo0, v[j])
         hi0 = max(hi0, v[j])
-    vmin = min(min(lo0, lo1), min(lo2, lo3))
-    vmax = max(max(hi0, hi1), max(hi2, hi3))
+    return min(min(lo0, lo1), min(lo2, lo3)), max(max(hi0, hi1), max(hi2, hi3))
+
+
+@jit
+def arg_extremes(s, a, i0, i1):
+    """First indices of the minimum and the maximum of s[i - a] over i in [i0, i1).
+
+    Returns ``(p, vmin, q, vmax)``; ``p = q = i0`` and infinite values for an empty range.
+    The extreme values first (:func:`extreme_values`), then a short scan for their first
+    occurrence: no data-dependent branch in the long loop.
+    """
+    v = s[i0 - a:i1 - a]
+    m = v.shape[0]
+    vmin, vmax = extreme_values(v)
     p = 0
     while p < m and v[p] != vmin:
         p += 1
