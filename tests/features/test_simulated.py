@@ -162,9 +162,12 @@ def test_measured_dml_within_2_percent(simulated, from_measure):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ncsproc.measure onset errors of 0.1-0.5 ms at proximal sites (dispersed or "
-    "low-amplitude CMAPs) give CV and TLI errors above 2 % (up to about 5 %); the features of the "
-    "exact truth are exact (test_features_of_exact_truth_reproduce_study_truth)",
+    reason="the simulator's truth onset is the take-off of the one unit at cv_max; the units "
+    "behind it make a slow ramp that stretches with distance, and the leading-edge fit lands "
+    "0.1-0.3 ms late at "
+    "dispersed proximal sites, so CV errors reach 4.8 % and TLI 4.1 % (3.2 % and 3.1 % even at "
+    "1 uV noise: a shape bias, not only noise); features of the exact truth are exact "
+    "(test_features_of_exact_truth_reproduce_study_truth)",
 )
 def test_measured_cv_and_tli_within_2_percent(simulated, from_measure):
     err = _relative_errors(simulated, from_measure)
