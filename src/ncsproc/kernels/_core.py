@@ -237,21 +237,26 @@ def smallest_two(v, lo, m):
 
 
 @jit
+def order_pair(v, lo, m):
+    """The (lo)-th and (lo + 1)-th smallest of v[:m] (0-based; the second is +inf when
+    lo + 1 == m), reordering v in place."""
+    if lo < _SMALL_RANK:
+        return smallest_two(v, lo, m)
+    val = select_kth(v, lo, m)
+    nxt = np.inf
+    for i in range(lo + 1, m):
+        if v[i] < nxt:
+            nxt = v[i]
+    return val, nxt
+
+
+@jit
 def quantile_inplace(v, m, q):
     """Linear-interpolation quantile ``q`` of v[:m] (numpy's default), reordering v in place."""
     pos = q * (m - 1)
     lo = int(math.floor(pos))
-    if lo < _SMALL_RANK:
-        val, nxt = smallest_two(v, lo, m)
-        if lo + 1 < m:
-            val = val + (pos - lo) * (nxt - val)
-        return val
-    val = select_kth(v, lo, m)
+    val, nxt = order_pair(v, lo, m)
     if lo + 1 < m:
-        nxt = v[lo + 1]
-        for i in range(lo + 2, m):
-            if v[i] < nxt:
-                nxt = v[i]
         val = val + (pos - lo) * (nxt - val)
     return val
 
@@ -297,7 +302,7 @@ def block_noise(x, i0, i1, block, tmp):
                 s2 += d * d
         ss = (s0 + s1) + (s2 + s3)
         if math.isfinite(ss):
-            tmp[k] = math.sqrt(ss / (6.0 * m))
+            tmp[k] = ss / (6.0 * m)  # mean square; the root of only two is ever needed
             k += 1
         b0 += block
     if k == 0:
@@ -311,7 +316,14 @@ def block_noise(x, i0, i1, block, tmp):
     if kk == 0:
         return 0.0
     k = kk
-    val = quantile_inplace(tmp, k, NOISE_QUANTILE)
+    # the quantile of the block RMS values: the root keeps the order, so select on the mean
+    # squares and take the root of the two neighbours that interpolate
+    pos = NOISE_QUANTILE * (k - 1)
+    lo = int(math.floor(pos))
+    a, b = order_pair(tmp, lo, k)
+    val = math.sqrt(a)
+    if lo + 1 < k:
+        val = val + (pos - lo) * (math.sqrt(b) - val)
     return val / chi_quantile_factor(_Z_QUANTILE, m / _D2_DOF_DIVISOR)
 
 
@@ -388,12 +400,19 @@ def fit_artefact(y, i0, i1, t0, dt, tau_min, tau_max):
     prev = np.inf
     f_before = np.inf  # SSE of the grid point before the best one
     f_after = np.inf  # and after it
+    # the coefficients at the current best point (its fit is never repeated)
+    b_cl = 0.0
+    b_c0 = 0.0
+    b_c1 = 0.0
     for g in range(N_TAU_GRID):
-        sse, _, _, _ = artefact_sse(y, i0, i1, t0, dt, math.exp(lmin + g * step))
+        sse, cl, c0, c1 = artefact_sse(y, i0, i1, t0, dt, math.exp(lmin + g * step))
         if sse < bsse:
             bsse = sse
             best = g
             f_before = prev
+            b_cl = cl
+            b_c0 = c0
+            b_c1 = c1
         elif g == best + 1:
             f_after = sse
         prev = sse
@@ -415,7 +434,7 @@ def fit_artefact(y, i0, i1, t0, dt, tau_min, tau_max):
             xv = x2 - 0.5 * num / den
             if not (x1 < xv < x3) or xv == x2:
                 break
-            fv, _, _, _ = artefact_sse(y, i0, i1, t0, dt, math.exp(xv))
+            fv, cl, c0, c1 = artefact_sse(y, i0, i1, t0, dt, math.exp(xv))
             if fv <= f2:
                 if xv < x2:
                     x3 = x2
@@ -425,6 +444,9 @@ def fit_artefact(y, i0, i1, t0, dt, tau_min, tau_max):
                     f1 = f2
                 x2 = xv
                 f2 = fv
+                b_cl = cl
+                b_c0 = c0
+                b_c1 = c1
             elif xv < x2:
                 x1 = xv
                 f1 = fv
@@ -432,9 +454,8 @@ def fit_artefact(y, i0, i1, t0, dt, tau_min, tau_max):
                 x3 = xv
                 f3 = fv
         lt = x2
-    tau = math.exp(lt)
-    sse, cl, c0, c1 = artefact_sse(y, i0, i1, t0, dt, tau)
-    return tau, cl, c0, c1, sse, sse_const
+        bsse = f2
+    return math.exp(lt), b_cl, b_c0, b_c1, bsse, sse_const
 
 
 @jit
