@@ -317,7 +317,7 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
         problems.append("data variable 'signal' (trace, sample) in V is missing")
         signal = None
     else:
-        signal = ds["signal"]
+        signal = ds.variables["signal"]  # a Variable: no DataArray built
         if signal.dims != ("trace", "sample"):
             problems.append(f"'signal' has dims {signal.dims}, expected ('trace', 'sample')")
         if signal.dtype not in (np.float32, np.float64):
@@ -335,7 +335,7 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
         if spec.name not in ds.variables:
             problems.append(f"coordinate '{spec.name}' ({spec.description}) is missing")
             continue
-        var = ds[spec.name]
+        var = ds.variables[spec.name]
         if var.dims != ("trace",):
             problems.append(f"coordinate '{spec.name}' has dims {var.dims}, expected ('trace',)")
             continue

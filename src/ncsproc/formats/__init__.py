@@ -234,27 +234,68 @@ def read(
     )
 
 
+class _CoordUpdates:
+    """Per-trace coordinate changes of a trace set, collected and then applied at once.
+
+    Each ``assign_coords`` re-merges and re-aligns every coordinate of the Dataset, so the steps
+    of :func:`_complete` (sidecar, default ids, privacy) record their new values here and
+    :meth:`apply` makes the one updated Dataset.
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        self.ds = ds
+        self.new: dict[str, tuple[np.ndarray, dict]] = {}  # name -> (values, attrs)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.new or name in self.ds.variables
+
+    def values(self, name: str) -> np.ndarray:
+        """The current values of ``name``: the pending ones, else the Dataset's."""
+        if name in self.new:
+            return self.new[name][0]
+        return np.asarray(self.ds.variables[name].values)
+
+    def set(self, name: str, values: np.ndarray, attrs: dict | None = None) -> None:
+        """Give ``name`` new per-trace ``values`` (with ``attrs``, default the current ones)."""
+        if attrs is None:
+            attrs = self.new[name][1] if name in self.new else dict(self.ds.variables[name].attrs)
+        self.new[name] = (values, attrs)
+
+    def apply(self) -> xr.Dataset:
+        """A new Dataset: the input with every pending change."""
+        if not self.new:
+            return self.ds.copy()
+        return self.ds.assign_coords(
+            {name: ("trace", values, attrs) for name, (values, attrs) in self.new.items()}
+        )
+
+
 def _complete(
     ds: xr.Dataset, path: Path, reader: Reader, pseudonymizer=None, date_precision: str = "year"
 ) -> xr.Dataset:
     """Sidecar, default ids, privacy, validation: the same for every reader."""
-    from ..schema import append_history, validate_trace_set
-    from ._sidecar import apply_sidecar, load_sidecar
+    from ..schema import validate_trace_set
+    from ._sidecar import load_sidecar, sidecar_updates
 
     if reader.kind != "traces":
         return ds
-    old_exam = np.asarray(ds["exam_id"].values).astype(str) if "exam_id" in ds else None
-    old_study = np.asarray(ds["study"].values).astype(str) if "study" in ds else None
+    coords = _CoordUpdates(ds)
+    old_exam = coords.values("exam_id").astype(str) if "exam_id" in coords else None
+    old_study = coords.values("study").astype(str) if "study" in coords else None
     data, side = load_sidecar(path)
     if data is not None:
-        ds = apply_sidecar(ds, data, side, path.name, reader.sidecar_keys)
+        for name, values in sidecar_updates(ds, data, side, path.name, reader.sidecar_keys).items():
+            coords.set(name, values)
     if old_exam is not None and old_study is not None:
-        ds = _default_ids(ds, path, old_exam, old_study)
-    ds = _apply_identity(ds, path, reader, data, pseudonymizer, date_precision)
+        _default_ids(coords, path, old_exam, old_study)
+    history = _apply_identity(coords, path, reader, data, pseudonymizer, date_precision)
+    ds = coords.apply()  # a new Dataset: its history can be extended in place
+    for step in history:
+        _append_history_in_place(ds, step)
     unknown = [
         name
         for name in ("side", "nerve", "modality")
-        if name in ds and (np.asarray(ds[name].values).astype(str) == "").any()
+        if name in ds and (np.asarray(ds.variables[name].values).astype(str) == "").any()
     ]
     if unknown:
         raise FormatError(
@@ -276,22 +317,32 @@ def _complete(
             f"{problems}{hint}"
         ) from exc
     if data is not None:
-        ds = append_history(ds, f"completed from sidecar {side.name}")
+        _append_history_in_place(ds, f"completed from sidecar {side.name}")
     return ds
 
 
+def _append_history_in_place(ds: xr.Dataset, step: str) -> None:
+    """:func:`ncsproc.schema.append_history` for a Dataset made here (no copy needed)."""
+    from ..schema import history_line
+
+    previous = ds.attrs.get("history", "")
+    line = history_line(step)
+    ds.attrs = {**ds.attrs, "history": f"{previous}\n{line}" if previous else line}
+
+
 def _default_ids(
-    ds: xr.Dataset, path: Path, old_exam: np.ndarray, old_study: np.ndarray
-) -> xr.Dataset:
-    exam = np.asarray(ds["exam_id"].values).astype(str).astype(object)
-    study = np.asarray(ds["study"].values).astype(str).astype(object)
+    coords: _CoordUpdates, path: Path, old_exam: np.ndarray, old_study: np.ndarray
+) -> None:
+    """Empty ``exam_id`` -> the folder name, empty ``study`` -> ``<side>_<nerve>_<modality>``."""
+    exam = coords.values("exam_id").astype(str).astype(object)
+    study = coords.values("study").astype(str).astype(object)
     folder = path.resolve().parent.name or path.stem
     exam[exam == ""] = folder
     missing = study == ""
     if missing.any():
-        side = np.asarray(ds["side"].values).astype(str)
-        nerve = np.asarray(ds["nerve"].values).astype(str)
-        modality = np.asarray(ds["modality"].values).astype(str)
+        side = coords.values("side").astype(str)
+        nerve = coords.values("nerve").astype(str)
+        modality = coords.values("modality").astype(str)
         for i in np.flatnonzero(missing):
             if side[i] and nerve[i] and modality[i]:
                 study[i] = f"{side[i]}_{nerve[i]}_{modality[i]}"
@@ -299,19 +350,15 @@ def _default_ids(
                 study[i] = path.stem
     changed = (exam != old_exam) | (study != old_study)
     if not changed.any():
-        return ds
-    ids = np.asarray(ds["trace"].values).astype(str).astype(object)
+        return
+    ids = coords.values("trace").astype(str).astype(object)
     for i in np.flatnonzero(changed):
         prefix = f"{old_exam[i]}/{old_study[i]}/"
         if ids[i].startswith(prefix):
             ids[i] = f"{exam[i]}/{study[i]}/{ids[i][len(prefix) :]}"
-    attrs = {name: dict(ds[name].attrs) for name in ("exam_id", "study", "trace")}
-    ds = ds.assign_coords(
-        exam_id=("trace", exam, attrs["exam_id"]),
-        study=("trace", study, attrs["study"]),
-    )
-    ds = ds.assign_coords(trace=("trace", ids, attrs["trace"]))
-    return ds
+    coords.set("exam_id", exam)
+    coords.set("study", study)
+    coords.set("trace", ids)
 
 
 EXAM_DATE_ATTRS = {
@@ -321,21 +368,26 @@ EXAM_DATE_ATTRS = {
 
 
 def _apply_identity(
-    ds: xr.Dataset, path: Path, reader: Reader, sidecar: dict | None, pseudonymizer, precision: str
-) -> xr.Dataset:
+    coords: _CoordUpdates,
+    path: Path,
+    reader: Reader,
+    sidecar: dict | None,
+    pseudonymizer,
+    precision: str,
+) -> list[str]:
     """The privacy boundary: pseudonymous ``subject_id`` and a reduced ``exam_date``.
 
-    The raw identifier lives only in this function's locals; messages never quote it.
+    The raw identifier lives only in this function's locals; messages never quote it. Returns
+    the history steps to record.
     """
     from ..privacy import dates_agree, normalize_identifier, parse_partial_date, reduce_date
-    from ..schema import append_history
 
     name = path.name
     ident = (reader.identity(path) if reader.identity is not None else None) or {}
     patient = normalize_identifier(ident.get("patient_id"))
     file_date = ident.get("exam_date")
 
-    subject = np.asarray(ds["subject_id"].values).astype(str).astype(object)
+    subject = coords.values("subject_id").astype(str).astype(object)
     if patient is not None:
         given = [i for i, s in enumerate(subject) if s and normalize_identifier(s) == patient]
         if given:
@@ -349,7 +401,7 @@ def _apply_identity(
     if pseudonymizer is not None and patient is not None and (subject == "").any():
         pseudonym = pseudonymizer.pseudonym(patient)
         subject[subject == ""] = pseudonym
-        ds = ds.assign_coords(subject_id=("trace", subject, dict(ds["subject_id"].attrs)))
+        coords.set("subject_id", subject)
         steps.append(
             f"subject_id pseudonymised (HMAC-SHA256 of the header's patient identifier, "
             f"key id {pseudonymizer.key_id})"
@@ -374,12 +426,12 @@ def _apply_identity(
             "header; a sidecar may only add what the file does not give"
         )
     date = file_date if file_date is not None else side_date
-    n = ds.sizes["trace"]
+    n = coords.ds.sizes["trace"]
     if date is not None:
         values = np.array([reduce_date(date, precision)] * n, dtype=object)
-    elif "exam_date" in ds.variables:  # a native file keeps its (already reduced) dates
+    elif "exam_date" in coords:  # a native file keeps its (already reduced) dates
         values = np.array(
-            [reduce_date(v, precision) for v in np.asarray(ds["exam_date"].values).astype(str)],
+            [reduce_date(v, precision) for v in coords.values("exam_date").astype(str)],
             dtype=object,
         )
     elif reader.identity is not None:  # every reader with header facts gives the coordinate
@@ -387,7 +439,5 @@ def _apply_identity(
     else:  # a native file without dates stays as it was written
         values = None
     if values is not None:
-        ds = ds.assign_coords(exam_date=("trace", values, dict(EXAM_DATE_ATTRS)))
-    for step in steps:
-        ds = append_history(ds, step)
-    return ds
+        coords.set("exam_date", values, dict(EXAM_DATE_ATTRS))
+    return steps

@@ -464,16 +464,36 @@ def apply_sidecar(ds, data: Mapping, side: Path, source: str, allowed: Iterable[
     allowed : iterable of str
         The reader's own sidecar keys (not applied here, only accepted).
     """
+    updates = sidecar_updates(ds, data, side, source, allowed)
+    if not updates:
+        return ds.copy()
+    return ds.assign_coords(
+        {
+            name: ("trace", values, dict(ds.variables[name].attrs))
+            for name, values in updates.items()
+        }
+    )
+
+
+def sidecar_updates(
+    ds, data: Mapping, side: Path, source: str, allowed: Iterable[str] = ()
+) -> dict[str, np.ndarray]:
+    """The per-trace coordinate values the sidecar ``data`` changes, without touching ``ds``.
+
+    Same checks as :func:`apply_sidecar` (which applies them): returns ``{name: values}`` for
+    every coordinate the sidecar names (float64, or an object array of str), in the order the
+    sidecar first names them.
+    """
     check_keys(data, side, allowed)
-    ds = ds.copy()
     n = ds.sizes["trace"]
-    records = np.asarray(ds["record"].values)
+    records = np.asarray(_values(ds, "record"))
     updates: dict[str, np.ndarray] = {}
 
     def column(name):
         if name not in updates:
+            kind = COORDS_BY_NAME[name].kind
             updates[name] = np.array(
-                ds[name].values, dtype=object if COORDS_BY_NAME[name].kind == "str" else np.float64
+                _values(ds, name), dtype=object if kind == "str" else np.float64
             )
         return updates[name]
 
@@ -529,12 +549,16 @@ def apply_sidecar(ds, data: Mapping, side: Path, source: str, allowed: Iterable[
                     f"{side.name}: {where}: unknown key {name!r}; expected trace-set coordinates"
                 )
             put(name, coord_value(name, value, f"{side.name}: {where}.{name}"), mask, where)
-    for name, values in updates.items():
-        kind = COORDS_BY_NAME[name].kind
-        arr = (
+    return {
+        name: (
             values.astype(np.float64)
-            if kind == "float"
+            if COORDS_BY_NAME[name].kind == "float"
             else np.array([str(v) for v in values], dtype=object)
         )
-        ds = ds.assign_coords({name: ("trace", arr, dict(ds[name].attrs))})
-    return ds
+        for name, values in updates.items()
+    }
+
+
+def _values(ds, name: str):
+    """The values of variable ``name`` of ``ds`` (no DataArray built; KeyError as ``ds[name]``)."""
+    return ds.variables[name].values if name in ds.variables else ds[name].values
