@@ -93,6 +93,29 @@ def test_samples_after_n_samples_must_be_nan(make_traces):
     validate_trace_set(bad, check_data=False)  # lazy callers may skip the sample check
 
 
+def test_padding_check_reads_only_the_tails_and_finds_every_violation(make_traces):
+    """Random ragged widths and stray samples after n_samples: the offending traces are exactly
+    those a plain full-array check finds."""
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        ds = make_traces(n_sites=4, width=int(rng.integers(40, 60)))
+        values = ds.signal.values.copy()
+        ns = ds["n_samples"].values
+        for i in range(values.shape[0]):
+            if ns[i] < values.shape[1] and rng.random() < 0.4:
+                values[i, rng.integers(ns[i], values.shape[1])] = 1e-5
+        after = np.arange(values.shape[1])[None, :] >= ns[:, None]
+        expected = [str(t) for t in ds["trace"].values[(after & ~np.isnan(values)).any(axis=1)]]
+        bad = ds.assign(signal=(("trace", "sample"), values, ds.signal.attrs))
+        if not expected:
+            validate_trace_set(bad)
+            continue
+        with pytest.raises(SchemaError, match="NaN after the trace's n_samples") as info:
+            validate_trace_set(bad)
+        (message,) = [p for p in info.value.problems if "NaN after" in p]
+        assert message.split("offending traces: ")[1] == ", ".join(repr(t) for t in expected)
+
+
 def test_every_problem_is_reported_at_once(make_traces):
     ds = make_traces().drop_vars(["nerve", "side"]).assign_attrs(schema="x")
     with pytest.raises(SchemaError) as info:
