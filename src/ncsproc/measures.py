@@ -212,7 +212,9 @@ def _assemble(traces, out, status, flags, table, notes):
         if name not in ("baseline_level", "noise_sd", "artefact_end"):
             col[bad] = np.nan
         data_vars[name] = ("trace", col, {"units": units, "long_name": long_name})
-    names = np.array([K.STATUS_NAMES[int(s)] for s in status] if n else [], dtype=object)
+    lookup = np.array([K.STATUS_NAMES.get(i, "") for i in range(max(K.STATUS_NAMES) + 1)],
+                      dtype=object)
+    names = lookup[status.astype(np.intp)] if n else np.array([], dtype=object)
     data_vars["status"] = ("trace", names, {
         "long_name": "measurement status: ok, or why the trace has no values",
         "status_meanings": ("ok: measured; no_response: no response above noise (not zero); "
