@@ -251,3 +251,11 @@ def test_byte_flips_never_crash(tmp_path):
             assert "flip.cfs" in str(exc)
             outcomes["error"] += 1
     assert outcomes["error"] > 0 and outcomes["ok"] > 0
+
+
+def test_micro_sign_and_greek_mu_are_both_micro():
+    """CED's own files write the micro sign (U+00B5); other writers use Greek mu (U+03BC)."""
+    from ncsproc.formats.cfs import TIME_UNITS, VOLT_UNITS
+
+    assert VOLT_UNITS["\u00b5V"] == VOLT_UNITS["\u03bcV"] == VOLT_UNITS["uV"] == 1e-6
+    assert TIME_UNITS["\u00b5s"] == TIME_UNITS["\u03bcs"] == TIME_UNITS["us"] == 1e-6

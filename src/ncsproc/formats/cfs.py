@@ -69,8 +69,8 @@ _KINDS = {0: "equalspaced", 1: "matrix", 2: "subsidiary"}
 MAX_CHANNELS = 100  # CFS library limit
 MAX_VARS = 100  # CFS library limit
 
-VOLT_UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "µV": 1e-6, "\xb5V": 1e-6, "nV": 1e-9}
-TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "\xb5s": 1e-6}
+VOLT_UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "\u00b5V": 1e-6, "\u03bcV": 1e-6, "nV": 1e-9}
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6}
 
 # CFS variables named after these trace-set coordinates fill them (numbers with their units).
 _STR_KEYS = ("exam_id", "subject_id", "study", "nerve", "side", "modality", "stim_site", "record_site")
