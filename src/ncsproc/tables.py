@@ -40,6 +40,17 @@ RESPONSE_ID_COLUMNS = (
     "record",
 )
 RESPONSE_ORDER = (*RESPONSE_ID_COLUMNS, *RESPONSE_COLUMNS, "status")
+# extension column -> (source variable, factor from SI, decimals); numeric ones only
+RESPONSE_EXTENSION_VALUES: dict[str, tuple[str, float, int]] = {
+    "baseline_uv": ("baseline_level", 1e6, 2),
+    "noise_uv": ("noise_sd", 1e6, 2),
+    "artefact_end_ms": ("artefact_end", 1e3, 3),
+}
+RESPONSE_EXTENSION_COLUMNS = ("trace_id", "qc_flags", *RESPONSE_EXTENSION_VALUES)
+"""Columns ``responses_table(..., extended=True)`` appends after the contract's
+(:data:`RESPONSE_ORDER`) and before ``reviewed``: the trace id, the QC flag names
+(``;``-joined in bit order, empty for none) and the measurement diagnostics."""
+QC_FLAGS_SEPARATOR = ";"
 REVIEWED_COLUMN = "reviewed"
 """Column appended to ``responses.csv`` (and ``sites.csv``) for reviewed measures."""
 ORIGINAL_PREFIX = "original_"
@@ -62,6 +73,7 @@ def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str
     (:func:`is_count_column`), ``original_<c>`` as ``c``; any other float column gets
     :data:`DEFAULT_DECIMALS`."""
     fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
+    fixed.update({c: spec[2] for c, spec in RESPONSE_EXTENSION_VALUES.items()})
     fixed.update(decimals or {})
     out = {}
     for c in columns:
@@ -77,13 +89,49 @@ def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str
     return out
 
 
-def responses_table(measures: xr.Dataset) -> pd.DataFrame:
+def qc_flag_names(qc_flags: xr.DataArray) -> list[tuple[int, str]]:
+    """``(mask, name)`` of the QC flags of a measures ``qc_flags`` variable, in bit order:
+    from its CF ``flag_masks``/``flag_meanings`` attributes, else
+    :data:`ncsproc.kernels.FLAG_NAMES`."""
+    attrs = qc_flags.attrs
+    if "flag_masks" in attrs and "flag_meanings" in attrs:
+        masks = [int(m) for m in np.atleast_1d(attrs["flag_masks"])]
+        names = str(attrs["flag_meanings"]).split()
+    else:
+        from .kernels import FLAG_NAMES
+
+        masks = [int(m) for m in FLAG_NAMES]
+        names = [FLAG_NAMES[m][0] for m in FLAG_NAMES]
+    return sorted(zip(masks, names, strict=True))
+
+
+def qc_flags_text(qc_flags: xr.DataArray) -> np.ndarray:
+    """Per trace, the names of the QC flags set (``;``-joined in bit order, ``""`` for none)."""
+    bits = np.asarray(qc_flags.values).astype(np.int64)
+    flags = qc_flag_names(qc_flags)
+    cache: dict[int, str] = {}
+    out = np.empty(bits.shape, dtype=object)
+    for i, b in enumerate(bits.tolist()):
+        text = cache.get(b)
+        if text is None:
+            text = cache[b] = QC_FLAGS_SEPARATOR.join(n for m, n in flags if b & m)
+        out[i] = text
+    return out
+
+
+def responses_table(measures: xr.Dataset, *, extended: bool = False) -> pd.DataFrame:
     """Per-trace measures as the contract's ``responses.csv`` table, in clinical units.
 
     Parameters
     ----------
     measures : xarray.Dataset
         Output of :func:`ncsproc.measure` (per-trace coordinates kept).
+    extended : bool
+        Append :data:`RESPONSE_EXTENSION_COLUMNS` after the contract's columns (what
+        ``ncsproc extract`` writes): ``trace_id`` (the ``trace`` coordinate), ``qc_flags``
+        (the names of the flags set, ``;``-joined in bit order, empty for none),
+        ``baseline_uv``, ``noise_uv`` (``baseline_level``, ``noise_sd``) and
+        ``artefact_end_ms``; these diagnostics also exist for traces without values.
 
     Returns
     -------
@@ -91,8 +139,8 @@ def responses_table(measures: xr.Dataset) -> pd.DataFrame:
         One row per trace, sorted by exam, study, source file and record; values rounded to
         the column's fixed decimals, NaN where a value does not exist. When the measures were
         reviewed (:mod:`ncsproc.review`: a ``reviewed`` variable), a ``reviewed`` column is
-        appended after the contract's columns: the corrected markers of the trace
-        (``;``-joined, e.g. ``onset;peak``), empty for a trace nobody corrected.
+        appended last (after the contract's and the extension columns): the corrected markers
+        of the trace (``;``-joined, e.g. ``onset;peak``), empty for a trace nobody corrected.
     """
     cols: dict[str, object] = {}
     for name in RESPONSE_ID_COLUMNS:
@@ -101,6 +149,13 @@ def responses_table(measures: xr.Dataset) -> pd.DataFrame:
         cols[column] = np.round(np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
     cols["status"] = np.asarray(measures["status"].values).astype(str)
     order = list(RESPONSE_ORDER)
+    if extended:
+        cols["trace_id"] = np.asarray(measures["trace"].values).astype(str).astype(object)
+        cols["qc_flags"] = qc_flags_text(measures["qc_flags"])
+        for column, (var, factor, decimals) in RESPONSE_EXTENSION_VALUES.items():
+            cols[column] = np.round(
+                np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
+        order.extend(RESPONSE_EXTENSION_COLUMNS)
     if REVIEWED_COLUMN in measures.variables:
         marks = np.asarray(measures[REVIEWED_COLUMN].values).astype(str)
         cols[REVIEWED_COLUMN] = marks.astype(object)

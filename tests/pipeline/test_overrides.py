@@ -383,3 +383,16 @@ def test_unknown_trace_ids_are_error_rows(base, tmp_path):
     assert np.isfinite(pd.read_csv(out / "nerves.csv")["dml_ms"]).any()
     for name in ORIGINAL_KEYS:  # the columns are there, empty: nothing was reviewed
         assert _no_originals(_text(out / f"{name}.csv")), name
+
+
+def test_reviewed_stays_last_after_the_extension_columns(base, reviewed):
+    """``reviewed`` follows the extension columns (trace id, QC flags, diagnostics), which
+    follow the contract's; a review moves markers, not the trace's QC flags or baseline."""
+    from ncsproc.pipeline.outputs import CONTRACT_COLUMNS
+
+    out, _, _ = reviewed
+    ext = ["trace_id", "qc_flags", "baseline_uv", "noise_uv", "artefact_end_ms"]
+    before, after = _text(base / "responses.csv"), _text(out / "responses.csv")
+    assert list(before.columns) == [*CONTRACT_COLUMNS["responses"], *ext]
+    assert list(after.columns) == [*CONTRACT_COLUMNS["responses"], *ext, "reviewed"]
+    pd.testing.assert_frame_equal(after[ext], before[ext])

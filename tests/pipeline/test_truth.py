@@ -84,7 +84,7 @@ def test_pipeline_equals_the_library_path(cohort, reference_run):
         sets.append(ds.assign_coords(source_file=("trace", [rel] * ds.sizes["trace"])))
     m = ncsproc.measure(concat_trace_sets(sets))
     t = features.tables(m)
-    t["responses"] = responses_table(m)
+    t["responses"] = responses_table(m, extended=True)
     for name in ("responses", "segments", "nerves", "criteria", "sites", "exams"):
         path = out.parent / f"ref_{name}.csv"
         table = t[name]

@@ -123,3 +123,31 @@ def is_125(x: float) -> bool:
     e = math.floor(math.log10(x))
     m = x / 10.0**e
     return any(np.isclose(m, s) for s in (1.0, 2.0, 5.0, 10.0))
+
+
+EXTENSION_COLUMNS = ("trace_id", "qc_flags", "baseline_uv", "noise_uv", "artefact_end_ms")
+"""``responses.csv`` columns added after the contract's (``ncsproc.tables``)."""
+
+
+def make_legacy(results: Path) -> Path:
+    """Turn a copied results folder into one written before ``responses.csv`` had the
+    extension columns (trace id, QC flags, diagnostics): the report must re-measure."""
+    responses = read_table(results / "responses.csv")
+    responses.drop(columns=list(EXTENSION_COLUMNS)).to_csv(results / "responses.csv",
+                                                            index=False)
+    return results
+
+
+def qc_cells(page: Path) -> dict[str, str]:
+    """Trace id -> the text of the "QC flags" cell of its row in a page's trace tables
+    (flag names ``;``-joined as in ``responses.csv``; ``—`` for none)."""
+    import re
+    from html import unescape
+
+    html = page.read_text(encoding="utf-8")
+    out = {}
+    for tid, body in re.findall(r'<tr data-trace="([^"]*)">(.*?)</tr>', html, flags=re.S):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", body, flags=re.S)
+        text = unescape(re.sub(r"<[^>]+>", "", cells[11]))
+        out[unescape(tid)] = ";".join(t.strip() for t in text.split(","))
+    return out

@@ -17,7 +17,9 @@ from .helpers import (
     expected_markers,
     figures_of,
     is_125,
+    make_legacy,
     parse_line,
+    qc_cells,
     read_table,
     section,
     trace_ids_of,
@@ -214,14 +216,56 @@ def test_pages_are_self_contained(sample_report):
         assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
 
 
-def test_qc_flags_from_a_verified_remeasurement(sample_report):
-    """QC flags appear only where re-measuring the stored samples gives the tables' values."""
-    result, _ = sample_report
+def test_qc_flags_are_the_tables(sample_report):
+    """The QC flags of every trace row are responses.csv's ``qc_flags`` (nothing is
+    re-measured), for every trace of every page."""
+    result, run = sample_report
     assert not result.notes
+    responses = read_table(run / "responses.csv")
+    expected = {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
+                                             strict=True)}
+    shown = {}
+    for page in result.pages.values():
+        shown.update(qc_cells(page))
+    assert shown == expected
+    assert any("artefact_subtracted" in q for q in shown.values())
     html = result.pages["EX0002"].read_text(encoding="utf-8")
     traces = section(html, "traces", "failures")
-    assert "artefact_subtracted" in traces
-    assert "re-measurement differs" not in traces
+    assert "re-measurement differs" not in traces and "not available" not in traces
+
+
+def test_report_does_not_remeasure_current_results(sample_report, tmp_path, monkeypatch):
+    import ncsproc.measures
+    from ncsproc.report import build_report
+
+    def refuse(*a, **k):
+        raise AssertionError("re-measured")
+
+    monkeypatch.setattr(ncsproc.measures, "measure", refuse)
+    _, run = sample_report
+    r = build_report(run, tmp_path / "rep")
+    assert not r.notes and r.n_figures
+
+
+def test_legacy_results_are_remeasured(sample_report, copy_results, tmp_path):
+    """Results written before responses.csv had the extension columns: the flags come from a
+    verified re-measurement, equal to what the current tables say; --no-remeasure: none."""
+    from ncsproc.report import build_report
+
+    _, run = sample_report
+    legacy = make_legacy(copy_results(run))
+    r = build_report(legacy, tmp_path / "rep")
+    assert not r.notes
+    responses = read_table(run / "responses.csv")
+    expected = {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
+                                             strict=True)}
+    shown = {}
+    for page in r.pages.values():
+        shown.update(qc_cells(page))
+    assert shown == expected
+    off = build_report(legacy, tmp_path / "rep", remeasure=False)
+    assert "no QC flags" in " ".join(off.notes)
+    assert set(qc_cells(off.pages["EX0002"]).values()) == {"not available"}
 
 
 def test_rebuild_refusals_and_errors(sample_report, tmp_path, copy_results):
@@ -230,7 +274,8 @@ def test_rebuild_refusals_and_errors(sample_report, tmp_path, copy_results):
     result, run = sample_report
     again = build_report(run, result.out, remeasure=False)  # an earlier report is rewritten
     assert set(again.pages) == set(result.pages)
-    assert "no QC flags" in " ".join(again.notes)
+    assert not again.notes  # QC flags and baselines are the table's: nothing to re-measure
+    assert "artefact_subtracted" in again.pages["EX0002"].read_text(encoding="utf-8")
     stale = result.out / "exams" / "old-0000000000.html"
     stale.write_text("old")
     build_report(run, result.out)
@@ -260,6 +305,7 @@ def test_tables_only_without_traces(sample_report, copy_results, tmp_path):
     assert any("cohort.h5 is missing" in n for n in r.notes)
     html = r.pages["EX0001"].read_text(encoding="utf-8")
     assert "cohort.h5 is missing" in html and 'id="nerves"' in html
+    assert "artefact_subtracted" in html  # the QC flags are the table's: shown without traces
 
 
 def test_cli_report(sample_report, tmp_path, capsys):

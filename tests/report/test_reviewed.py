@@ -8,7 +8,7 @@ import re
 import pandas as pd
 import pytest
 
-from .helpers import figures_of, read_table, section, trace_ids_of
+from .helpers import figures_of, make_legacy, qc_cells, read_table, section, trace_ids_of
 
 REVIEWED = "EX0001/L_median_motor/0"
 TAMPERED = "EX0001/L_ulnar_motor/1"
@@ -18,10 +18,23 @@ TAMPERED = "EX0001/L_ulnar_motor/1"
 def modified(sample_report, copy_results, tmp_path):
     """The sample run with one onset reviewed (+0.4 ms, end kept) and one peak changed by
     hand without a review; and its report."""
+    return _modified(sample_report, copy_results, tmp_path, legacy=False)
+
+
+@pytest.fixture
+def modified_legacy(sample_report, copy_results, tmp_path):
+    """:func:`modified` on results written before responses.csv had its extension columns
+    (the report re-measures them)."""
+    return _modified(sample_report, copy_results, tmp_path, legacy=True)
+
+
+def _modified(sample_report, copy_results, tmp_path, legacy):
     from ncsproc.report import build_report
 
     _, run = sample_report
     results = copy_results(run)
+    if legacy:
+        make_legacy(results)
     responses = read_table(results / "responses.csv")
     ids = trace_ids_of(results / "cohort.h5")
     tid = [ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))]
@@ -46,8 +59,11 @@ def modified(sample_report, copy_results, tmp_path):
          "original": total, "reviewed": total - 0.4},
     ]).to_csv(results / "reviews.csv", index=False)
     report = build_report(results, tmp_path / "report")
+    flags = dict(zip(tid, (responses["qc_flags"] if "qc_flags" in responses
+                           else [""] * len(tid)), strict=True))
     return report, {"onset": onset, "end": round(onset + total, 3),
-                    "new_onset": onset + 0.4, "peak_b": peak_b + 0.3}
+                    "new_onset": onset + 0.4, "peak_b": peak_b + 0.3,
+                    "flags": {k: v or "—" for k, v in flags.items()}}
 
 
 def test_reviewed_marker_is_drawn_with_its_original(modified):
@@ -72,10 +88,26 @@ def test_reviewed_marker_is_drawn_with_its_original(modified):
     assert index.count('data-sort="1">1</td>') >= 1  # one reviewed trace in EX0001's row
 
 
-def test_tables_that_disagree_with_the_samples_are_reported(modified):
-    """The markers are the tables' (even when wrong); no QC flag or baseline is taken from a
-    re-measurement that disagrees, and the pages say so."""
+def test_table_flags_and_baselines_are_used_as_written(modified):
+    """With responses.csv's QC flags and baselines, nothing is re-measured: a value edited by
+    hand is drawn as the table says, with the table's baseline and flags, and no warning."""
     report, t = modified
+    figs = figures_of(report.pages["EX0001"])
+    (fig, m), = [(f, m) for f in figs for m in f.markers
+                 if m["data-trace"] == TAMPERED and m["data-marker"] == "peak"]
+    assert fig.time_of(m["x"]) == pytest.approx(t["peak_b"], abs=1e-3)
+    assert TAMPERED in fig.bases
+    html = report.pages["EX0001"].read_text(encoding="utf-8")
+    assert "re-measurement" not in section(html, "traces", "failures")
+    assert not report.notes
+    shown = qc_cells(report.pages["EX0001"])
+    assert shown[REVIEWED] == t["flags"][REVIEWED] and shown[TAMPERED] == t["flags"][TAMPERED]
+
+
+def test_tables_that_disagree_with_the_samples_are_reported(modified_legacy):
+    """Older results (re-measured): the markers are the tables' (even when wrong); no QC flag
+    or baseline is taken from a re-measurement that disagrees, and the pages say so."""
+    report, t = modified_legacy
     figs = figures_of(report.pages["EX0001"])
     peak = [(f, m) for f in figs for m in f.markers
             if m["data-trace"] == TAMPERED and m["data-marker"] == "peak"]

@@ -546,7 +546,7 @@ def _exam_content(job: ExamJob) -> str:
 
 def exam_key(content_sha256: str, settings_sha256: str, version: str = __version__) -> str:
     """Catalogue key of an exam: content hash, ncsproc version and settings hash together."""
-    text = f"ncsproc-extract-exam/1:{content_sha256}:{version}:{settings_sha256}"
+    text = f"ncsproc-extract-exam/2:{content_sha256}:{version}:{settings_sha256}"
     return hashlib.sha256(text.encode()).hexdigest()
 
 

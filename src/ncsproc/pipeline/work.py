@@ -260,7 +260,7 @@ def _tables_for(measures, settings, review=None, machine=None) -> dict:
     from ..tables import responses_table
 
     t = _feature_tables(measures, settings)
-    t["responses"] = responses_table(measures)
+    t["responses"] = responses_table(measures, extended=True)
     if review is not None:
         from ..review import original_tables, reviews_table
 

@@ -713,8 +713,10 @@ def _traces_section(views: list[TraceView], nerves: pd.DataFrame, results: Resul
                 + ("in stimulus order" if modality == "fwave" else "distal (top) to proximal")
                 + ". Markers: <b>O</b> onset, <b>P</b> negative peak, <b>E</b> end of the total "
                 "duration" + (", <b>F</b> F-wave onset" if modality == "fwave" else "")
-                + "; dashed line: baseline level (where the re-measurement matches the tables)."
-                " Click a marker to copy a ready overrides.csv line.</figcaption></figure>")
+                + ("; dashed line: baseline level (responses.csv baseline_uv)."
+                   if results.has_table_qc else
+                   "; dashed line: baseline level (where the re-measurement matches the tables).")
+                + " Click a marker to copy a ready overrides.csv line.</figcaption></figure>")
         out.append(_trace_table(drawn, undrawn))
         out.append("<div class=\"ovr\"><label>overrides.csv line "
                    "<textarea class=\"ovr-out\" rows=\"1\" spellcheck=\"false\" "
@@ -1031,9 +1033,11 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         Report folder (created). It must be new, empty, or an earlier report (which is
         rewritten: pages of exams no longer in the results are removed).
     remeasure : bool
-        Re-measure each exam's stored samples with the run's parameters to show QC flags and
-        baselines, for the traces where the re-measurement equals the tables (default True).
-        False: no QC flags, no baselines.
+        Only for results written before ``responses.csv`` had ``trace_id``, ``qc_flags`` and
+        ``baseline_uv`` (otherwise the QC flags and baselines are the table's and nothing is
+        re-measured): re-measure each exam's stored samples with the run's parameters to show
+        QC flags and baselines, for the traces where the re-measurement equals the tables
+        (default True). False: no QC flags, no baselines for such results.
     title : str, optional
         Title of the index page.
     progress : callable, optional
@@ -1082,8 +1086,10 @@ def build_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
         notes.append(f"{n_unverified} trace(s): the re-measurement of the stored samples "
                      "differs from the tables (kernels changed since the run?): no QC flags or "
                      "baselines for them; rerun extract to refresh the tables.")
-    if not remeasure:
-        notes.append("Built without re-measurement: no QC flags and no baselines are shown.")
+    if not remeasure and not results.has_table_qc:
+        notes.append("Built without re-measurement: no QC flags and no baselines are shown "
+                     "(these results predate the qc_flags and baseline_uv columns of "
+                     "responses.csv; rerun extract to have them).")
     result.notes = notes
     _write(result.index, _index_page(results, summaries, sets,
                                      title or "ncsproc review report", notes))

@@ -73,8 +73,9 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
                    help="report folder (new, empty, or an earlier report, which is rewritten)")
     p.add_argument("--title", default=None, help="title of the index page")
     p.add_argument("--no-remeasure", dest="remeasure", action="store_false",
-                   help="do not re-measure the stored traces (then no QC flags and no baselines "
-                   "are shown)")
+                   help="results written before responses.csv had qc_flags/baseline_uv: do "
+                   "not re-measure the stored traces (then no QC flags and no baselines are "
+                   "shown); newer results need no re-measurement")
     p.set_defaults(func=_cmd_report)
     return p
 

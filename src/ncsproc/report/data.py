@@ -2,11 +2,16 @@
 
 The report shows what the tables say: every number on a page, and every marker of a trace
 figure, is read from the CSV tables of one extract run (cells kept as their exact text). The
-samples come from that run's ``cohort.h5``. Two things the tables do not hold, each trace's
-QC flags and baseline level, come from running :func:`ncsproc.measure` again on the stored
-samples with the run's stored parameters, and are used **only for the traces whose recomputed
-measures equal the tables** (at the tables' precision); the pages say so when any differ (e.g.
-the kernels changed since the run) and show no flags or baseline for them.
+samples come from that run's ``cohort.h5``, matched to the ``responses.csv`` rows by the
+table's ``trace_id``. Each trace's QC flags and baseline level are the table's ``qc_flags``
+and ``baseline_uv`` columns.
+
+Results written before those columns existed (no ``trace_id``/``qc_flags``/``baseline_uv`` in
+``responses.csv``) are matched by (exam, source file, study, record), and their QC flags and
+baseline come from running :func:`ncsproc.measure` again on the stored samples with the run's
+stored parameters, used **only for the traces whose recomputed measures equal the tables** (at
+the tables' precision); the pages say so when any differ (e.g. the kernels changed since the
+run) and show no flags or baseline for them.
 """
 
 from __future__ import annotations
@@ -32,10 +37,14 @@ __all__ = [
     "num",
     "marker_times",
     "split_reviewed",
+    "split_flags",
     "WARNING_FLAGS",
 ]
 
 REQUIRED = ("responses", "exams")
+TABLE_QC_COLUMNS = ("trace_id", "qc_flags", "baseline_uv")
+"""``responses.csv`` columns (``ncsproc extract`` since they were added) that give the report
+each trace's id, QC flags and baseline without re-measuring."""
 OPTIONAL = ("nerves", "segments", "sites", "criteria", "errors", "reviews")
 
 WARNING_FLAGS = frozenset({
@@ -80,6 +89,14 @@ def marker_times(row) -> dict[str, float]:
     total, f = _f(row.get("total_duration_ms")), _f(row.get("f_latency_ms"))
     out = {"onset": onset, "peak": peak, "end": round(onset + total, 3), "f_onset": f}
     return {k: v for k, v in out.items() if math.isfinite(v)}
+
+
+def split_flags(text) -> list[str]:
+    """The QC flag names of a ``responses.csv`` ``qc_flags`` cell (``;``-joined, in bit
+    order), empty for none."""
+    if not isinstance(text, str):
+        return []
+    return [t.strip() for t in text.split(";") if t.strip()]
 
 
 def split_reviewed(text) -> set[str]:
@@ -159,13 +176,25 @@ class Results:
         return t.iloc[idx] if idx is not None else t.iloc[0:0]
 
     # ------------------------------------------------------------------ traces
+    @property
+    def has_table_qc(self) -> bool:
+        """``responses.csv`` holds ``trace_id``, ``qc_flags`` and ``baseline_uv``: no
+        re-measurement is needed for QC flags and baselines."""
+        return all(c in self.table("responses") for c in TABLE_QC_COLUMNS)
+
     def exam_traces(self, exam_ids: list[str], *, remeasure: bool = True
                     ) -> Iterator[tuple[str, list[TraceView]]]:
         """Yield ``(exam_id, traces)`` for each exam, in the order given, reading the samples
-        of one exam at a time (memory does not grow with the cohort)."""
+        of one exam at a time (memory does not grow with the cohort).
+
+        With the table's ``trace_id``, ``qc_flags`` and ``baseline_uv`` (:attr:`has_table_qc`)
+        the traces are matched by id and nothing is re-measured (``remeasure`` is moot); for
+        older results, by (exam, source file, study, record), and ``remeasure`` re-measures
+        the samples for QC flags and baselines (:meth:`_verify`)."""
         reviews = self.table("reviews")
+        from_table = self.has_table_qc
         ds = None
-        index: dict[tuple[str, str, str, str], int | None] = {}
+        index: dict = {}
         if self.cohort_h5 is not None:
             from ..storage import open_trace_set
 
@@ -177,10 +206,11 @@ class Results:
                 ds = None
         try:
             if ds is not None:
-                for i, key in enumerate(zip(
-                        ds["exam_id"].values.astype(str), ds["source_file"].values.astype(str),
-                        ds["study"].values.astype(str),
-                        (str(int(r)) for r in ds["record"].values), strict=True)):
+                keys = ds["trace"].values.astype(str) if from_table else zip(
+                    ds["exam_id"].values.astype(str), ds["source_file"].values.astype(str),
+                    ds["study"].values.astype(str),
+                    (str(int(r)) for r in ds["record"].values), strict=True)
+                for i, key in enumerate(keys):
                     # a key that is not unique cannot be matched safely: no samples for it
                     index[key] = None if key in index else i
             for exam_id in exam_ids:
@@ -188,14 +218,24 @@ class Results:
                 views = []
                 positions = []
                 for row in rows.to_dict("records"):
-                    key = (exam_id, row.get("source_file", ""), row.get("study", ""),
-                           _record_key(row.get("record")))
+                    if from_table:
+                        tid = str(row.get("trace_id") or "") or None
+                        key = tid
+                    else:
+                        tid = None
+                        key = (exam_id, row.get("source_file", ""), row.get("study", ""),
+                               _record_key(row.get("record")))
                     pos = index.get(key)
                     positions.append(pos)
-                    views.append(TraceView(row=row, trace_id=None, markers=marker_times(row),
-                                           reviewed=split_reviewed(row.get("reviewed"))))
+                    view = TraceView(row=row, trace_id=tid, markers=marker_times(row),
+                                     reviewed=split_reviewed(row.get("reviewed")))
+                    if from_table:
+                        view.qc_flags = split_flags(row.get("qc_flags"))
+                        b = _f(row.get("baseline_uv"))
+                        view.baseline = b * 1e-6 if math.isfinite(b) else None  # V
+                    views.append(view)
                 if ds is not None and any(p is not None for p in positions):
-                    self._attach_samples(ds, views, positions, remeasure)
+                    self._attach_samples(ds, views, positions, remeasure and not from_table)
                 attach_reviews(views, reviews)
                 yield exam_id, views
         finally:
@@ -393,6 +433,9 @@ def load_results(results_dir: str | os.PathLike) -> Results:
     if cohort.exists():
         settings, has_traces, note = _cohort_attrs(cohort)
         cohort_h5 = cohort if has_traces else None
+        if not has_traces and all(c in tables["responses"] for c in TABLE_QC_COLUMNS):
+            note = note.replace("no trace figures, QC flags or review controls",
+                                "no trace figures or review controls")
     else:
         note = "cohort.h5 is missing: no trace figures (the tables are shown)"
     return Results(root=root, tables=tables, provenance=provenance, settings=settings,
