@@ -216,18 +216,28 @@ def test_pages_are_self_contained(sample_report):
         assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
 
 
+def _table_flags(run) -> dict:
+    """trace id -> the QC flags cell the report should show, from responses.csv."""
+    responses = read_table(run / "responses.csv")
+    return {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
+                                          strict=True)}
+
+
+def _shown_flags(result) -> dict:
+    """trace id -> the QC flags cell shown on the report's exam pages."""
+    shown = {}
+    for page in result.pages.values():
+        shown.update(qc_cells(page))
+    return shown
+
+
 def test_qc_flags_are_the_tables(sample_report):
     """The QC flags of every trace row are responses.csv's ``qc_flags`` (nothing is
     re-measured), for every trace of every page."""
     result, run = sample_report
     assert not result.notes
-    responses = read_table(run / "responses.csv")
-    expected = {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
-                                             strict=True)}
-    shown = {}
-    for page in result.pages.values():
-        shown.update(qc_cells(page))
-    assert shown == expected
+    shown = _shown_flags(result)
+    assert shown == _table_flags(run)
     assert any("artefact_subtracted" in q for q in shown.values())
     html = result.pages["EX0002"].read_text(encoding="utf-8")
     traces = section(html, "traces", "failures")
@@ -256,13 +266,7 @@ def test_legacy_results_are_remeasured(sample_report, copy_results, tmp_path):
     legacy = make_legacy(copy_results(run))
     r = build_report(legacy, tmp_path / "rep")
     assert not r.notes
-    responses = read_table(run / "responses.csv")
-    expected = {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
-                                             strict=True)}
-    shown = {}
-    for page in r.pages.values():
-        shown.update(qc_cells(page))
-    assert shown == expected
+    assert _shown_flags(r) == _table_flags(run)
     off = build_report(legacy, tmp_path / "rep", remeasure=False)
     assert "no QC flags" in " ".join(off.notes)
     assert set(qc_cells(off.pages["EX0002"]).values()) == {"not available"}
