@@ -14,7 +14,6 @@ from pathlib import Path
 from ._version import __version__
 
 
-
 def _trace_suffixes() -> tuple[str, ...]:
     """File extensions of every registered trace-set reader (sidecars are not inputs)."""
     from .formats import READERS
@@ -113,7 +112,7 @@ def _cmd_measure(args: argparse.Namespace) -> int:
             ds = read(path)
             ds = ds.assign_coords(source_file=("trace", [rel] * ds.sizes["trace"], ds.source_file.attrs))
             result = measure(ds)
-            tables.append(responses_table(result))
+            tables.append(responses_table(result, extended=True))
             n_traces += ds.sizes["trace"]
         except Exception as exc:  # a bad file is recorded and the batch goes on
             errors.append({"source_file": rel, "error": type(exc).__name__, "message": str(exc)})
