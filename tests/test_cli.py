@@ -1,4 +1,4 @@
-"""``ncsproc measure``: per-trace measures of files and folders, the same rows as extract's."""
+"""The small subcommands: ``measure`` (the same rows as extract's), ``info``, ``simulate``."""
 
 from __future__ import annotations
 
@@ -46,3 +46,29 @@ def test_measure_command_records_a_bad_file_and_goes_on(tmp_path):
     rows = pd.read_csv(tmp_path / "m" / "responses.csv")
     good = sorted(p.name for p in (SAMPLES / "EX0001").glob("*.edf"))
     assert sorted(rows["source_file"].unique()) == good
+
+
+def test_info_summarises_every_file_with_its_trace_count(tmp_path, capsys):
+    import ncsproc
+
+    assert main(["info", str(SAMPLES / "EX0001")]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    files = sorted((SAMPLES / "EX0001").glob("*.edf"))
+    assert len(lines) == len(files)
+    for line, f in zip(lines, files, strict=True):
+        n = ncsproc.read(f).sizes["trace"]
+        assert line.startswith(f"{f.name}: {n} traces") and "valid ncsproc-traces/1" in line
+
+
+def test_simulate_writes_exams_that_read_back_with_their_truth(tmp_path):
+    import ncsproc
+
+    out = tmp_path / "sim"
+    assert main(["simulate", "--out", str(out), "--patterns", "axonal", "--per-pattern", "2",
+                 "--seed", "5"]) == 0
+    truth = pd.read_csv(out / "truth_traces.csv")
+    exams = sorted(p for p in out.iterdir() if p.is_dir())
+    assert len(exams) == 2
+    n = sum(ncsproc.read(f).sizes["trace"] for e in exams for f in e.glob("*.edf"))
+    assert n == len(truth)
+    assert set(pd.read_csv(out / "truth_exams.csv")["pattern"]) == {"axonal"}
