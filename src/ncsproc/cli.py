@@ -64,7 +64,10 @@ def _cmd_formats(args: argparse.Namespace) -> int:
     from .formats import list_formats
 
     for reader in list_formats():
-        print(f"{reader.name:16s} {', '.join(reader.extensions):20s} {reader.description}")
+        line = f"{reader.name:16s} {', '.join(reader.extensions):20s} {reader.description}"
+        if reader.kind != "traces":
+            line += f" [results, not traces: read with {reader.function_name}(path)]"
+        print(line)
     return 0
 
 

@@ -131,6 +131,9 @@ def test_cli_lists_every_format():
     assert out.returncode == 0, out.stderr
     listed = [line.split()[0] for line in out.stdout.splitlines() if line.strip()]
     assert listed == list(READERS)
+    # a results-only format says so and names the function that reads it
+    (qtrac,) = [line for line in out.stdout.splitlines() if line.startswith("qtrac ")]
+    assert "results, not traces" in qtrac and "ncsproc.read_qtrac(path)" in qtrac
 
 
 def test_public_api():
