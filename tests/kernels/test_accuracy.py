@@ -97,13 +97,37 @@ def test_sensory_peak_latency(sensory):
     assert np.mean(e <= 1.0) >= 0.93  # regression guard; the target is asserted below
 
 
-@pytest.mark.xfail(strict=True, reason="SNAP peak latency within one sample for 95 %: measured "
-                   "94.8 % on these 1200 SNAPs (93-97 % on 400-trace sets); at SNR < 20 the noise "
-                   "moves the vertex of any local fit by more than a sample (formats/measures.md)")
-def test_sensory_peak_latency_target(sensory):
-    _, truth, res = sensory
-    e = np.abs(_err(res, truth, "peak_latency")) * FS
-    assert np.mean(e <= 1.0) >= 0.95
+@pytest.fixture(scope="module")
+def sensory_held_out():
+    """3,600 SNAPs of seeds used for no choice of parameters (the peak_smoothed choice was made
+    on seeds 77, 150 and 2024)."""
+    from ncsproc.simulate import response_set
+
+    errs = []
+    for seed in (31, 999, 4242):
+        ts, truth = response_set("sensory", 1200, seed=seed, amplitude=(3e-6, 60e-6),
+                                 noise_rms=(0.2e-6, 0.5e-6))
+        errs.append(np.abs(_err(ncsproc.measure(ts), truth, "peak_latency")) * FS)
+    return np.concatenate(errs)
+
+
+def test_sensory_peak_latency_smoothed_fit_helps(sensory):
+    """The latency from the fit to the smoothed deviation (peak_smoothed, on for SNAPs) is
+    within one sample more often than the raw fit's, on the same traces."""
+    ts, truth, res = sensory
+    raw = ncsproc.measure(ts, sensory={"peak_smoothed": 0.0})
+    within = np.mean(np.abs(_err(res, truth, "peak_latency")) * FS <= 1.0)
+    within_raw = np.mean(np.abs(_err(raw, truth, "peak_latency")) * FS <= 1.0)
+    assert within >= within_raw + 0.005
+    np.testing.assert_array_equal(res["amplitude"].values, raw["amplitude"].values)
+
+
+@pytest.mark.xfail(strict=True, reason="SNAP peak latency within one sample for 95 %: 94.7 % on "
+                   "3,600 held-out SNAPs (93.7 % before peak_smoothed; 94.2-96.3 % on the three "
+                   "1,200-SNAP sets it was chosen on); at SNR < 20 the noise moves the vertex of "
+                   "any local fit by more than a sample (formats/measures.md)")
+def test_sensory_peak_latency_target(sensory_held_out):
+    assert np.mean(sensory_held_out <= 1.0) >= 0.95
 
 
 def test_sensory_amplitude(sensory):

@@ -38,7 +38,8 @@ The algorithm (documented with its parameters in ``formats/measures.md``) per tr
    A positive first departure is the onset too, and is flagged (back-tracked); so is a positive
    run just before the negative departure whose summed deviation exceeds ``k_dip`` SD.
 7. Peak: least-squares parabola over ``peak_fit`` around the smoothed minimum (sub-sample
-   latency); amplitude = baseline - vertex.
+   latency); amplitude = baseline - vertex. With ``peak_smoothed`` (SNAPs) the latency is the
+   vertex of the same fit to the smoothed deviation.
 8. Durations and area from the smoothed signal: first return to baseline after the peak;
    negative lobes (maximal runs below baseline) at least ``lobe_fraction`` of the amplitude (and
    ``k_detect`` SD) deep, the last one ending the total duration; area of the part below
@@ -84,6 +85,7 @@ from ._params import (
     P_MIN_SUSTAIN,
     P_NOISE_BLOCK,
     P_PEAK_FIT,
+    P_PEAK_SMOOTHED,
     P_PRETRIGGER_MIN,
     P_SATURATION_RUN,
     P_SEARCH_END,
@@ -1296,6 +1298,11 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     if not math.isfinite(val):
         off = 0.0
         val = vmin
+    if prm[P_PEAK_SMOOTHED] > 0.0:
+        # latency from the same fit to the smoothed deviation (baseline already removed)
+        off_s, val_s = fit_peak(s, 0.0, 0.0, p - a, r, r, 0, e - a)
+        if math.isfinite(val_s):
+            off = off_s
     out[O_PEAK] = t0 + (p + off) * dt
     amp = -val
     out[O_AMPLITUDE] = amp

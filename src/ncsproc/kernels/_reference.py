@@ -45,6 +45,7 @@ from ._params import (
     P_MIN_SUSTAIN,
     P_NOISE_BLOCK,
     P_PEAK_FIT,
+    P_PEAK_SMOOTHED,
     P_PRETRIGGER_MIN,
     P_SATURATION_RUN,
     P_SEARCH_END,
@@ -533,6 +534,10 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     off, val = ref_fit_peak(y, level, lb, p, r, r, a, e)
     if not np.isfinite(val):
         off, val = 0.0, vmin
+    if prm[P_PEAK_SMOOTHED] > 0.0:
+        off_s, val_s = ref_fit_peak(s, 0.0, 0.0, p - a, r, r, 0, e - a)
+        if np.isfinite(val_s):
+            off = off_s
     out[K.O_PEAK] = t0 + (p + off) * dt
     amp = -val
     out[K.O_AMPLITUDE] = amp
