@@ -74,6 +74,14 @@ def _append_trace(meta, fs, t_start, study, code, side, stim, record_site, hp, l
     ):
         meta[key].append(value)
 
+def _trace_set(signals, meta, age, name, attrs, skipped, history):
+    """The reader's trace set: ids and subject left for read() to fill, no validation here."""
+    if skipped:
+        attrs = {**attrs, "skipped_signals": ", ".join(skipped)}
+    return make_trace_set(signals, exam_id="", subject_id="", age=age, source_file=name,
+                          attrs=attrs, history=history, validate=False, **meta)
+
+
 def _voltage_factor(sig: Signal) -> float | None:
     try:
         return float(unit_factor("voltage", sig.dimension))
@@ -293,20 +301,8 @@ def read_edf_ncs(path) -> xr.Dataset:
                 meta, float(Decimal(sig.samples) / h.duration), t_start, study, code, side, stim,
                 record_site, hp, lp, r, f"/{record_site or sig.index}" if several else "",
             )
-    attrs = {"source_format": h.variant}
-    if skipped:
-        attrs["skipped_signals"] = ", ".join(skipped)
-    return make_trace_set(
-        signals,
-        exam_id="",
-        subject_id="",
-        age=age,
-        source_file=name,
-        attrs=attrs,
-        history=f"read {name} ({h.variant}, ncsproc EDF+D layer)",
-        validate=False,
-        **meta,
-    )
+    return _trace_set(signals, meta, age, name, {"source_format": h.variant}, skipped,
+                      f"read {name} ({h.variant}, ncsproc EDF+D layer)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,19 +427,9 @@ def read_edf_continuous(path) -> xr.Dataset:
                 record_site, hp, lp, k, f"/{record_site or sig.index}" if several else "",
             )
     attrs = {"source_format": h.variant, "sweep_window": f"{float(w0)!r} {float(w1)!r} s"}
-    if skipped:
-        attrs["skipped_signals"] = ", ".join(skipped)
-    return make_trace_set(
-        signals,
-        exam_id="",
-        subject_id="",
-        age=age,
-        source_file=name,
-        attrs=attrs,
-        history=f"read {name} ({h.variant} through MNE, sweeps cut around stimulus annotations)",
-        validate=False,
-        **meta,
-    )
+    return _trace_set(signals, meta, age, name, attrs, skipped,
+                      f"read {name} ({h.variant} through MNE, sweeps cut around stimulus "
+                      "annotations)")
 
 
 def _mne_samples(
