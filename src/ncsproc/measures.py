@@ -21,7 +21,7 @@ from ._version import __version__
 from .errors import SchemaError
 from .schema import history_line, validate_trace_set
 
-__all__ = ["measure", "MEASURE_VARS", "MEASURES_SCHEMA"]
+__all__ = ["measure", "MEASURE_VARS", "MEASURED_VARS", "DIAGNOSTIC_VARS", "MEASURES_SCHEMA"]
 
 MEASURES_SCHEMA = "ncsproc-measures/1"
 
@@ -47,6 +47,12 @@ MEASURE_VARS: dict[str, tuple[str, str, str]] = {
     "artefact_end": ("O_ARTEFACT_END", "s", "end of the blanked stimulus artefact (nothing "
                      "earlier is searched)"),
 }
+
+
+#: diagnostics, kept for traces without values (the baseline the values refer to, ...)
+DIAGNOSTIC_VARS = ("baseline_level", "noise_sd", "artefact_end")
+#: the measured values (NaN when the status is not ``ok``)
+MEASURED_VARS = tuple(name for name in MEASURE_VARS if name not in DIAGNOSTIC_VARS)
 
 
 def _default_threads() -> int:
@@ -209,7 +215,7 @@ def _assemble(traces, out, status, flags, table, notes):
     bad = status != K.ST_OK
     for name, (idx_name, units, long_name) in MEASURE_VARS.items():
         col = out[:, getattr(K, idx_name)].copy()
-        if name not in ("baseline_level", "noise_sd", "artefact_end"):
+        if name in MEASURED_VARS:
             col[bad] = np.nan
         data_vars[name] = ("trace", col, {"units": units, "long_name": long_name})
     lookup = np.array([K.STATUS_NAMES.get(i, "") for i in range(max(K.STATUS_NAMES) + 1)],

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .measures import MEASURED_VARS
+
 __all__ = [
     "MARKERS",
     "OVERRIDE_COLUMNS",
@@ -65,8 +67,7 @@ OPTIONAL_COLUMNS = ("reviewed_at",)
 NONE_MARKERS = ("onset", "peak", "f_onset")
 """Markers that accept ``none``: onset/peak ``none`` = no response, f_onset ``none`` = no F wave."""
 
-MEASURED = ("onset_latency", "peak_latency", "amplitude", "peak_to_peak", "negative_duration",
-            "total_duration", "negative_area", "snr", "f_latency")
+MEASURED = MEASURED_VARS
 """The measured variables of :func:`ncsproc.measure` (NaN when the status is not ``ok``)."""
 
 MARKER_VARIABLES: dict[str, tuple[str, ...]] = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from ncsproc.measures import MEASURED_VARS
+
 RECORD_SITES = {"median": "APB", "ulnar": "ADM", "peroneal": "EDB", "tibial": "AH"}
 PROXIMAL_SITES = {
     "median": ("wrist", "elbow", "axilla"),
@@ -12,17 +14,7 @@ PROXIMAL_SITES = {
     "peroneal": ("ankle", "below fibular head", "popliteal fossa"),
     "tibial": ("ankle", "popliteal fossa", "thigh"),
 }
-_VARS = (
-    "onset_latency",
-    "peak_latency",
-    "amplitude",
-    "peak_to_peak",
-    "negative_duration",
-    "total_duration",
-    "negative_area",
-    "snr",
-    "f_latency",
-)
+_VARS = MEASURED_VARS
 
 
 def build_measures(rows: list[dict]) -> xr.Dataset:

@@ -43,6 +43,7 @@ import pandas as pd
 import xarray as xr
 
 from ..errors import SchemaError
+from ..measures import MEASURED_VARS
 from ..schema import TRACE_COORDS
 
 __all__ = [
@@ -55,17 +56,7 @@ __all__ = [
     "MEASURE_VARS",
 ]
 
-MEASURE_VARS = (
-    "onset_latency",
-    "peak_latency",
-    "amplitude",
-    "peak_to_peak",
-    "negative_duration",
-    "total_duration",
-    "negative_area",
-    "snr",
-    "f_latency",
-)
+MEASURE_VARS = MEASURED_VARS
 # the trace set's string coordinates, from the schema's own table
 _STR_COORDS = tuple(c.name for c in TRACE_COORDS if c.kind == "str" and c.name != "trace")
 _FLOAT_COORDS = ("distance", "highpass", "lowpass", "temperature", "age", "height")
