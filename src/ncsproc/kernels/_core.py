@@ -39,7 +39,8 @@ The algorithm (documented with its parameters in ``formats/measures.md``) per tr
    run just before the negative departure whose summed deviation exceeds ``k_dip`` SD.
 7. Peak: least-squares parabola over ``peak_fit`` around the smoothed minimum (sub-sample
    latency); amplitude = baseline - vertex. With ``peak_smoothed`` (SNAPs) the latency is the
-   vertex of the same fit to the smoothed deviation.
+   vertex of the same fit to the smoothed deviation; with ``peak_fit_exponent`` (SNAPs) the
+   latency fit is narrower at high and wider at low SNR.
 8. Durations and area from the smoothed signal: first return to baseline after the peak;
    negative lobes (maximal runs below baseline) at least ``lobe_fraction`` of the amplitude (and
    ``k_detect`` SD) deep, the last one ending the total duration; area of the part below
@@ -85,12 +86,14 @@ from ._params import (
     P_MIN_SUSTAIN,
     P_NOISE_BLOCK,
     P_PEAK_FIT,
+    P_PEAK_FIT_EXPONENT,
     P_PEAK_SMOOTHED,
     P_PRETRIGGER_MIN,
     P_SATURATION_RUN,
     P_SEARCH_END,
     P_SETTLE,
     P_SMOOTH,
+    PEAK_FIT_REF_SNR,
 )
 
 # ---- outputs ------------------------------------------------------------------------------
@@ -980,6 +983,20 @@ def fit_peak(x, level, slope, p, rl, rr, i0, i1):
 
 
 @jit
+def latency_half_width(r, amp, sigma, exponent):
+    """Half-width (samples) of the latency fit: ``r`` at SNR ``PEAK_FIT_REF_SNR``, scaled by
+    ``(PEAK_FIT_REF_SNR / SNR)^exponent``, rounded and kept within [2, 3 r]."""
+    if not (exponent > 0.0 and sigma > 0.0 and amp > 0.0):
+        return r
+    w = math.floor(r * (PEAK_FIT_REF_SNR * sigma / amp) ** exponent + 0.5)
+    if w < 2.0:
+        return 2
+    if w > 3.0 * r:
+        return 3 * r
+    return int(w)
+
+
+@jit
 def plateau_run(x, p, w, i0, i1, lowest):
     """Longest run of consecutive samples equal to the extreme (minimum if ``lowest``, else
     maximum) of x in the window [p - w, p + w] within [i0, i1); returns ``(run, extreme)``."""
@@ -1298,13 +1315,18 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     if not math.isfinite(val):
         off = 0.0
         val = vmin
+    amp = -val
+    r_lat = latency_half_width(r, amp, sigma, prm[P_PEAK_FIT_EXPONENT])
     if prm[P_PEAK_SMOOTHED] > 0.0:
         # latency from the same fit to the smoothed deviation (baseline already removed)
-        off_s, val_s = fit_peak(s, 0.0, 0.0, p - a, r, r, 0, e - a)
+        off_s, val_s = fit_peak(s, 0.0, 0.0, p - a, r_lat, r_lat, 0, e - a)
+        if math.isfinite(val_s):
+            off = off_s
+    elif r_lat != r:
+        off_s, val_s = fit_peak(y, level, lb, p, r_lat, r_lat, a, e)
         if math.isfinite(val_s):
             off = off_s
     out[O_PEAK] = t0 + (p + off) * dt
-    amp = -val
     out[O_AMPLITUDE] = amp
     out[O_SNR] = 20.0 * math.log10(amp / sigma) if sigma > 0.0 else np.inf
 

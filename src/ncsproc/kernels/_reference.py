@@ -45,12 +45,14 @@ from ._params import (
     P_MIN_SUSTAIN,
     P_NOISE_BLOCK,
     P_PEAK_FIT,
+    P_PEAK_FIT_EXPONENT,
     P_PEAK_SMOOTHED,
     P_PRETRIGGER_MIN,
     P_SATURATION_RUN,
     P_SEARCH_END,
     P_SETTLE,
     P_SMOOTH,
+    PEAK_FIT_REF_SNR,
 )
 
 
@@ -534,12 +536,21 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     off, val = ref_fit_peak(y, level, lb, p, r, r, a, e)
     if not np.isfinite(val):
         off, val = 0.0, vmin
+    amp = -val
+    r_lat = r
+    g = prm[P_PEAK_FIT_EXPONENT]
+    if g > 0.0 and sigma > 0.0 and amp > 0.0:
+        w = math.floor(r * (PEAK_FIT_REF_SNR * sigma / amp) ** g + 0.5)
+        r_lat = int(min(max(w, 2.0), 3.0 * r))
     if prm[P_PEAK_SMOOTHED] > 0.0:
-        off_s, val_s = ref_fit_peak(s, 0.0, 0.0, p - a, r, r, 0, e - a)
+        off_s, val_s = ref_fit_peak(s, 0.0, 0.0, p - a, r_lat, r_lat, 0, e - a)
+        if np.isfinite(val_s):
+            off = off_s
+    elif r_lat != r:
+        off_s, val_s = ref_fit_peak(y, level, lb, p, r_lat, r_lat, a, e)
         if np.isfinite(val_s):
             off = off_s
     out[K.O_PEAK] = t0 + (p + off) * dt
-    amp = -val
     out[K.O_AMPLITUDE] = amp
     out[K.O_SNR] = 20.0 * math.log10(amp / sigma) if sigma > 0.0 else np.inf
 
