@@ -5,7 +5,8 @@
 * With the real :func:`ncsproc.measure` on the noisy traces (5-10 uV motor noise, the simulator
   default): the pattern is recovered in >= 95 % of 40 exams (10 per pattern), never
   ``distal_demyelinating`` for a normal or axonal exam, and DML, CV and TLI of the motor studies
-  are within 2 % of the truth.
+  are within 2 % of the truth (CV and TLI: strict xfail); over five cohorts (800 motor studies)
+  the fractions within 2 % are guarded.
 """
 
 from __future__ import annotations
@@ -153,6 +154,8 @@ def _relative_errors(simulated, from_measure) -> pd.DataFrame:
 
 
 def test_measured_dml_within_2_percent(simulated, from_measure):
+    """Every DML of this cohort within 2 % (max 1.99 %: on other seeds 1-2 % of the studies
+    exceed it, see test_measured_features_over_five_cohorts)."""
     err = _relative_errors(simulated, from_measure)
     assert err["dml_ms"].notna().all()
     assert err["dml_ms"].abs().max() <= 2.0, err.loc[
@@ -160,14 +163,60 @@ def test_measured_dml_within_2_percent(simulated, from_measure):
     ]
 
 
+OTHER_SEEDS = (7, 11, 99, 12345)
+"""Cohort seeds that chose no parameter, for the picture beyond one cohort."""
+
+
+@pytest.fixture(scope="module")
+def five_cohorts(simulated, from_measure):
+    """Relative errors of 800 motor studies (five 40-exam cohorts) and each cohort's pattern
+    recovery."""
+    errs = [_relative_errors(simulated, from_measure)]
+    recovery = [(simulated[1], from_measure["exams"])]
+    for seed in OTHER_SEEDS:
+        traces, truth = cohort(COHORT, seed=seed)
+        measured = tables(ncsproc.measure(traces))
+        errs.append(_relative_errors((traces, truth), measured))
+        recovery.append((truth, measured["exams"]))
+    return pd.concat(errs), recovery
+
+
+def test_measured_features_over_five_cohorts(five_cohorts):
+    """Regression guard on 800 motor studies (measured on 2026-11-21: DML within 2 % for
+    98.4 %, CV 84.0 %, TLI 79.6 %; median |error| 0.42, 0.93, 0.99 %; pattern recovered in
+    97.5-100 % of each cohort). The CV and TLI misses are the onset limit of the xfail below;
+    the DML misses are low-amplitude (0.2-1 mV) axonal CMAPs."""
+    err, recovery = five_cohorts
+    assert len(err) == 800
+    a = err[["dml_ms", "cv_m_s", "tli"]].abs()
+    assert a.notna().all().all()
+    within = (a <= 2.0).mean()
+    assert within["dml_ms"] >= 0.97
+    assert within["cv_m_s"] >= 0.80
+    assert within["tli"] >= 0.75
+    med = a.median()
+    assert med["dml_ms"] <= 0.6 and med["cv_m_s"] <= 1.2 and med["tli"] <= 1.3
+    # normal exams: the features a registry compares against limits are nearly all within 2 %
+    normal = a[err["pattern"] == "normal"]
+    assert (normal <= 2.0).mean().min() >= 0.95
+    for truth, exams in recovery:
+        got = exams.set_index("exam_id")["pattern"]
+        want = truth.exams.set_index("exam_id")["pattern"]
+        assert (got.loc[want.index] == want).mean() >= 0.95
+        assert not ((got.loc[want.index] == "distal_demyelinating")
+                    & want.isin(["normal", "axonal"])).any()
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="the simulator's truth onset is the take-off of the one unit at cv_max; the units "
-    "behind it make a slow ramp that stretches with distance, and the leading-edge fit lands "
-    "0.1-0.3 ms late at "
-    "dispersed proximal sites, so CV errors reach 4.8 % and TLI 4.1 % (3.2 % and 3.1 % even at "
-    "1 uV noise: a shape bias, not only noise); features of the exact truth are exact "
-    "(test_features_of_exact_truth_reproduce_study_truth)",
+    reason="the simulator's truth onset is the take-off of the one unit at cv_max; at dispersed "
+    "proximal sites the units behind it make a ramp that stays under the noise for 0.1-0.5 ms, "
+    "and the leading-edge fit (fixed power 2.5) lands late on slow ramps (distal-demyelinating "
+    "proximal sites, +0.1 ms on average) and early on near-linear ones (a few leading units "
+    "after a block, -0.2 ms), so CV errors reach 4.8 % and TLI 4.1 % here (3.2 % and 3.1 % even "
+    "at 1 uV noise: a shape bias, not only noise). A per-trace power, a free-power change-point "
+    "fit and clamping to the last baseline crossing were all worse (formats/features.md); "
+    "features of the exact truth are exact (test_features_of_exact_truth_reproduce_study_truth)",
 )
 def test_measured_cv_and_tli_within_2_percent(simulated, from_measure):
     err = _relative_errors(simulated, from_measure)
