@@ -38,8 +38,8 @@ The algorithm (documented with its parameters in ``formats/measures.md``) per tr
    A positive first departure is the onset too, and is flagged (back-tracked); so is a positive
    run just before the negative departure whose summed deviation exceeds ``k_dip`` SD.
 7. Peak: least-squares parabola over ``peak_fit`` around the smoothed minimum (sub-sample
-   latency); amplitude = baseline - vertex. With ``peak_smoothed`` (SNAPs) the latency is the
-   vertex of the same fit to the smoothed deviation; with ``peak_fit_exponent`` (SNAPs) the
+   latency); amplitude = baseline - vertex. With ``peak_smoothed`` the latency is the
+   vertex of the same fit to the smoothed deviation; with ``peak_fit_exponent`` the
    latency fit is narrower at high and wider at low SNR.
 8. Durations and area from the smoothed signal: first return to baseline after the peak;
    negative lobes (maximal runs below baseline) at least ``lobe_fraction`` of the amplitude (and

@@ -142,19 +142,18 @@ PARAMS: tuple[ParamSpec, ...] = (
               "F-wave detection threshold in SDs of the smoothed noise"),
     ParamSpec("f_sustain", 0.2 * ms, 0.2 * ms, 0.2 * ms, "s", "[P]",
               "an F-wave departure must stay beyond k_f for this long"),
-    ParamSpec("peak_smoothed", 0.0, 1.0, 0.0, "1", "[P-ncsproc]",
+    ParamSpec("peak_smoothed", 1.0, 1.0, 0.0, "1", "[P-ncsproc]",
               "1: the peak latency is the vertex of the same parabola fitted to the smoothed "
-              "signal (averaging does not move a parabola's vertex, and halves the noise of a "
-              "5-sample window); the amplitude stays the raw fit's. On for SNAPs, where it "
-              "raised peak latencies within one sample by 0.7-1.5 points on three simulated "
-              "seeds; neutral for CMAPs"),
-    ParamSpec("peak_fit_exponent", 0.0, 0.5, 0.0, "1", "[P-ncsproc]",
+              "signal (averaging does not move a parabola's vertex, and lowers the noise); the "
+              "amplitude stays the raw fit's. On for SNAPs (+0.4 to +1.5 points of peak latencies "
+              "within one sample on six simulated seeds) and, with peak_fit_exponent, for CMAPs"),
+    ParamSpec("peak_fit_exponent", 0.1, 0.5, 0.0, "1", "[P-ncsproc]",
               "the latency fit's half-width is that of peak_fit times (20 / SNR)^peak_fit_exponent "
               "(SNR = amplitude / noise SD; rounded, 2 samples to 3 times peak_fit's): narrow "
               "where the noise is low (less shape bias), wide where it is high (less noise in "
-              "the vertex). 0: always peak_fit. 0.5 for SNAPs, chosen on seeds 5, 11, 77 and 150 "
-              "(peak latencies within one sample 95.2 -> 96.7 %); CMAPs gained only 0.1-0.4 "
-              "points at their higher SNR"),
+              "the vertex). 0: always peak_fit. SNAPs 0.5, chosen on seeds 5, 11, 77 and 150 "
+              "(peak latencies within one sample 95.2 -> 96.7 %); CMAPs 0.1 with peak_smoothed, "
+              "chosen on seeds 5, 77 and 150 (99.0 -> 99.5 %)"),
 )
 
 PEAK_FIT_REF_SNR = 20.0
