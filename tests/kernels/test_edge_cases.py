@@ -176,3 +176,26 @@ def test_integer_signal_is_converted_before_the_kernel(rng):
     r_f = ncsproc.measure(ds)
     np.testing.assert_array_equal(r_int["onset_latency"].values, r_f["onset_latency"].values)
     assert "converted int32 signal to float64" in r_int.attrs["history"]
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "constant", "descending"])
+def test_order_pair_equals_sorting(kind):
+    """The branch-free quickselect behind the noise quantile and the baseline medians returns
+    the same order statistics as a sort, ties included, and leaves its input alone."""
+    from ncsproc.kernels._core import order_pair, quantile_inplace
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        m = int(rng.integers(1, 160))
+        x = {"normal": rng.normal(size=m), "ties": rng.integers(0, 4, m).astype(float),
+             "constant": np.full(m, 2.5), "descending": -np.sort(rng.normal(size=m))}[kind]
+        lo = int(rng.integers(0, m))
+        v = np.empty(3 * m)
+        v[:m] = x
+        first, second = order_pair(v, lo, m)
+        ranked = np.sort(x)
+        assert first == ranked[lo]
+        assert second == (ranked[lo + 1] if lo + 1 < m else np.inf)
+        np.testing.assert_array_equal(v[:m], x)
+        q = float(rng.uniform())
+        assert quantile_inplace(v, m, q) == pytest.approx(np.quantile(x, q), rel=1e-15, abs=1e-15)
