@@ -184,6 +184,7 @@ _SELECT_SMALL = 12  # ranges this short finish by insertion sort
 
 @jit
 def _median3(a, b, c):
+    """Median of three values (the quickselect pivot)."""
     if a > b:
         a, b = b, a
     if b > c:
