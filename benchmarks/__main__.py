@@ -28,8 +28,10 @@ def main(argv=None) -> int:
     import ncsproc
     import ncsproc.kernels as K
 
-    print(f"ncsproc {ncsproc.__version__}, numba disabled: {K.NUMBA_DISABLED}, "
-          f"python {platform.python_version()}, {platform.machine()}")
+    print(
+        f"ncsproc {ncsproc.__version__}, numba disabled: {K.NUMBA_DISABLED}, "
+        f"python {platform.python_version()}, {platform.machine()}"
+    )
     if args.accuracy:
         from . import accuracy
 
@@ -43,14 +45,23 @@ def main(argv=None) -> int:
     from . import bench_measure
 
     if args.quick:
-        rows = bench_measure.run(n_traces=args.traces or 400, n_samples=args.samples, unique=40,
-                                 twin_subset=5, peer_subset=5, repeat=1)
+        rows = bench_measure.run(
+            n_traces=args.traces or 400,
+            n_samples=args.samples,
+            unique=40,
+            twin_subset=5,
+            peer_subset=5,
+            repeat=1,
+        )
     else:
-        rows = bench_measure.run(n_traces=args.traces or 100_000, n_samples=args.samples,
-                                 repeat=args.repeat)
+        rows = bench_measure.run(
+            n_traces=args.traces or 100_000, n_samples=args.samples, repeat=args.repeat
+        )
     print(bench_measure.format_rows(rows))
-    print("traces per second (kernel, 1 thread): "
-          f"{dict((r[0], r[1]) for r in rows)['kernel traces per second, 1 thread']:,.0f}")
+    print(
+        "traces per second (kernel, 1 thread): "
+        f"{dict((r[0], r[1]) for r in rows)['kernel traces per second, 1 thread']:,.0f}"
+    )
     return 0
 
 

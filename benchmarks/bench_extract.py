@@ -104,8 +104,11 @@ def raw_read(path: Path) -> np.ndarray:
     n_records = int(b[236:244])
     ns = int(b[252:256])
     off = 256
-    field = lambda w: [b[off + k * w + i * w: off + k * w + (i + 1) * w]  # noqa: E731
-                       for k in range(1) for i in range(ns)]
+    field = lambda w: [
+        b[off + k * w + i * w : off + k * w + (i + 1) * w]  # noqa: E731
+        for k in range(1)
+        for i in range(ns)
+    ]
     labels = field(16)
     off += ns * 16 + ns * 80
     units = [x.strip() for x in field(8)]
@@ -127,7 +130,7 @@ def raw_read(path: Path) -> np.ndarray:
     for i in range(ns):
         if labels[i].strip() != b"EDF Annotations":
             scale = {b"mV": 1e-3, b"uV": 1e-6}.get(units[i], 1.0)
-            seg = data[:, start: start + spr[i]].astype(np.float64)
+            seg = data[:, start : start + spr[i]].astype(np.float64)
             out.append((seg - dmin[i]) * gain[i] * scale + pmin[i] * scale)
         start += spr[i]
     return out
@@ -156,15 +159,26 @@ if __name__ == "__main__":
 """
 
 
-def run_extract(cohort: Path, out: Path, *, scheduler="processes", workers=2, traces=True,
-                batch_size=None) -> dict:
+def run_extract(
+    cohort: Path, out: Path, *, scheduler="processes", workers=2, traces=True, batch_size=None
+) -> dict:
     """One ``extract`` from scratch in a subprocess; its timings and peak memory."""
     shutil.rmtree(out, ignore_errors=True)
-    args = {"paths": [str(cohort)], "out": str(out), "scheduler": scheduler,
-            "workers": workers, "traces": traces, "batch_size": batch_size}
+    args = {
+        "paths": [str(cohort)],
+        "out": str(out),
+        "scheduler": scheduler,
+        "workers": workers,
+        "traces": traces,
+        "batch_size": batch_size,
+    }
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _RUNNER, json.dumps(args)],
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RUNNER, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - t0
     line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
     if proc.returncode or not line:
@@ -187,7 +201,7 @@ def profile_task(cohort: Path, n: int = 8) -> dict:
     hash_exams(jobs, settings.sha256)
     with tempfile.TemporaryDirectory() as tmp:
         process_batch(jobs[:n], settings, tmp, True)  # warm up (numba, imports)
-        batch = jobs[n: 2 * n]
+        batch = jobs[n : 2 * n]
         t = {}
         t0 = time.perf_counter()
         files = [_read_exam(j, False)[0] for j in batch]
@@ -208,9 +222,11 @@ def profile_task(cohort: Path, n: int = 8) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_extract",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.bench_extract",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--exams", type=int, default=1000)
     parser.add_argument("--base", type=int, default=200, help="unique simulated exams")
     parser.add_argument("--big", action="store_true", help="also 10 x --exams (memory)")
@@ -225,47 +241,65 @@ def main(argv=None) -> int:
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     traces = not args.no_traces
-    print(f"ncsproc {ncsproc.__version__}, python {platform.python_version()}, "
-          f"{platform.machine()}, {os.cpu_count()} CPU(s) ({len(os.sched_getaffinity(0))} usable)")
+    print(
+        f"ncsproc {ncsproc.__version__}, python {platform.python_version()}, "
+        f"{platform.machine()}, {os.cpu_count()} CPU(s) ({len(os.sched_getaffinity(0))} usable)"
+    )
     t0 = time.perf_counter()
     base = base_cohort(work, args.base)
     cohort = replicate(base, work / f"cohort{args.exams}", args.exams)
-    print(f"cohort: {args.exams} exams from {args.base} simulated ones "
-          f"({time.perf_counter() - t0:.0f} s to prepare) in {cohort}")
+    print(
+        f"cohort: {args.exams} exams from {args.base} simulated ones "
+        f"({time.perf_counter() - t0:.0f} s to prepare) in {cohort}"
+    )
     files = sorted(cohort.rglob("*.edf"))
     floor = min(raw_floor(files) for _ in range(3))
-    print(f"raw-read floor: {len(files)} files in {floor:.2f} s "
-          f"({len(files) / floor:,.0f} files/s, {1e6 * floor / len(files):.0f} us per file)")
+    print(
+        f"raw-read floor: {len(files)} files in {floor:.2f} s "
+        f"({len(files) / floor:,.0f} files/s, {1e6 * floor / len(files):.0f} us per file)"
+    )
 
     rows = []
     r2 = run_extract(cohort, work / "out2", workers=2, traces=traces)
     r1 = run_extract(cohort, work / "out1", workers=1, traces=traces)
     for label, r in (("2 workers", r2), ("1 worker", r1)):
         rows.append((label, r))
-        print(f"extract, processes, {label}: {r['seconds']:.1f} s "
-              f"({r['n_exams'] / r['seconds']:.1f} exams/s, {r['n_files'] / r['seconds']:.1f} "
-              f"files/s); phases " + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
-              + f"; peak RSS client {r['client_maxrss_kb'] / 1024:.0f} MB, largest worker "
-              f"{r['children_maxrss_kb'] / 1024:.0f} MB")
-    print(f"ratio whole extract (2 workers) / raw-read floor: {r2['seconds'] / floor:.0f} x "
-          f"(compute phase only: {r2['timings']['compute'] / floor:.0f} x)")
-    print(f"speed-up 1 -> 2 workers: {r1['seconds'] / r2['seconds']:.2f} x whole run, "
-          f"{r1['timings']['compute'] / r2['timings']['compute']:.2f} x compute phase")
+        print(
+            f"extract, processes, {label}: {r['seconds']:.1f} s "
+            f"({r['n_exams'] / r['seconds']:.1f} exams/s, {r['n_files'] / r['seconds']:.1f} "
+            f"files/s); phases "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
+            + f"; peak RSS client {r['client_maxrss_kb'] / 1024:.0f} MB, largest worker "
+            f"{r['children_maxrss_kb'] / 1024:.0f} MB"
+        )
+    print(
+        f"ratio whole extract (2 workers) / raw-read floor: {r2['seconds'] / floor:.0f} x "
+        f"(compute phase only: {r2['timings']['compute'] / floor:.0f} x)"
+    )
+    print(
+        f"speed-up 1 -> 2 workers: {r1['seconds'] / r2['seconds']:.2f} x whole run, "
+        f"{r1['timings']['compute'] / r2['timings']['compute']:.2f} x compute phase"
+    )
     rt = run_extract(cohort, work / "outt", scheduler="threads", workers=2, traces=traces)
-    print(f"extract, threads, 2 workers: {rt['seconds']:.1f} s "
-          f"(compute {rt['timings']['compute']:.1f} s)")
+    print(
+        f"extract, threads, 2 workers: {rt['seconds']:.1f} s "
+        f"(compute {rt['timings']['compute']:.1f} s)"
+    )
     prof = profile_task(cohort)
-    print("per exam inside a task (ms): "
-          + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in prof.items()))
+    print(
+        "per exam inside a task (ms): " + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in prof.items())
+    )
     if args.big:
         big = replicate(base, work / f"cohort{10 * args.exams}", 10 * args.exams)
         rb = run_extract(big, work / "outbig", workers=2, traces=traces)
         growth = rb["client_maxrss_kb"] / r2["client_maxrss_kb"]
-        print(f"extract of {10 * args.exams} exams, 2 workers: {rb['seconds']:.0f} s "
-              f"({rb['n_exams'] / rb['seconds']:.1f} exams/s); phases "
-              + ", ".join(f"{k} {v:.1f} s" for k, v in rb["timings"].items())
-              + f"; peak RSS client {rb['client_maxrss_kb'] / 1024:.0f} MB (x{growth:.2f} for "
-              f"10 x the exams), largest worker {rb['children_maxrss_kb'] / 1024:.0f} MB")
+        print(
+            f"extract of {10 * args.exams} exams, 2 workers: {rb['seconds']:.0f} s "
+            f"({rb['n_exams'] / rb['seconds']:.1f} exams/s); phases "
+            + ", ".join(f"{k} {v:.1f} s" for k, v in rb["timings"].items())
+            + f"; peak RSS client {rb['client_maxrss_kb'] / 1024:.0f} MB (x{growth:.2f} for "
+            f"10 x the exams), largest worker {rb['children_maxrss_kb'] / 1024:.0f} MB"
+        )
         shutil.rmtree(work / "outbig", ignore_errors=True)
     for d in ("out1", "out2", "outt"):
         shutil.rmtree(work / d, ignore_errors=True)

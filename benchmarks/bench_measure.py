@@ -42,14 +42,26 @@ def make_traces(n_traces: int, n_samples: int, unique: int, seed: int = 0):
     sig = np.ascontiguousarray(np.tile(ts["signal"].values, (reps, 1))[:n_traces])
     idx = np.arange(n_traces) % unique
     big = ts.isel(trace=idx)
-    big = big.assign_coords(trace=("trace", np.array([f"B/{i}" for i in range(n_traces)],
-                                                     dtype=object), ts["trace"].attrs))
+    big = big.assign_coords(
+        trace=(
+            "trace",
+            np.array([f"B/{i}" for i in range(n_traces)], dtype=object),
+            ts["trace"].attrs,
+        )
+    )
     big = big.assign(signal=xr.Variable(("trace", "sample"), sig, ts["signal"].attrs))
     return big
 
 
-def run(n_traces=100_000, n_samples=1000, unique=1000, twin_subset=200, peer_subset=200,
-        repeat=3, quiet=False):
+def run(
+    n_traces=100_000,
+    n_samples=1000,
+    unique=1000,
+    twin_subset=200,
+    peer_subset=200,
+    repeat=3,
+    quiet=False,
+):
     """Run the speed benchmark; return a list of ``(label, value, unit)`` rows."""
     import ncsproc
     import ncsproc.kernels as K
@@ -83,8 +95,9 @@ def run(n_traces=100_000, n_samples=1000, unique=1000, twin_subset=200, peer_sub
 
     k = min(twin_subset, n_traces)
     say(f"timing the numpy reference twin on {k} traces ...")
-    t_twin = _best(lambda: ref_measure_block(sig[:k], ns[:k], fs[:k], t0[:k], mod[:k], table),
-                   1) / k
+    t_twin = (
+        _best(lambda: ref_measure_block(sig[:k], ns[:k], fs[:k], t0[:k], mod[:k], table), 1) / k
+    )
     t_kernel_sub = _best(lambda: kernel(k), repeat) / k
 
     rows = [
@@ -110,9 +123,10 @@ def run(n_traces=100_000, n_samples=1000, unique=1000, twin_subset=200, peer_sub
         kp = min(peer_subset, n_traces)
         say(f"timing the peer (mep-cmap-analyser, default 'bigoni' detector) on {kp} traces ...")
         _, _, t_peer = peer.peer_measure(traces.isel(trace=slice(0, kp)), "bigoni")
-        rows += [("peer per trace (onset + peak-to-peak)", t_peer * 1e6, "us"),
-                 ("speed-up over the peer (per trace, 1 thread)",
-                  t_peer / (t_kernel / n_traces), "x")]
+        rows += [
+            ("peer per trace (onset + peak-to-peak)", t_peer * 1e6, "us"),
+            ("speed-up over the peer (per trace, 1 thread)", t_peer / (t_kernel / n_traces), "x"),
+        ]
     else:
         rows.append(("peer", float("nan"), "not installed (pip install .[bench])"))
     rows.append(("kernel per trace on the twin subset", t_kernel_sub * 1e6, "us"))

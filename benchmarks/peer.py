@@ -30,8 +30,13 @@ def available() -> bool:
     return True
 
 
-def peer_measure(traces, method: str = "bigoni", *, gate_mV: float | None = None,
-                 search_start_ms: float | None = None):
+def peer_measure(
+    traces,
+    method: str = "bigoni",
+    *,
+    gate_mV: float | None = None,
+    search_start_ms: float | None = None,
+):
     """Run the peer's onset detector and peak-to-peak on every trace.
 
     Returns ``(onset_s, ptp_V, seconds_per_trace)``; onsets the peer rejects are NaN.
@@ -55,8 +60,15 @@ def peer_measure(traces, method: str = "bigoni", *, gate_mV: float | None = None
         start = search_start_ms
         if start is None:
             start = 0.5 if mod[i] == "sensory" else 1.0
-        lat = dispatch_onset(sig, fs[i], params, pre_ms=pre_ms, search_start_ms=start,
-                             search_end_ms=end_ms, method=method)
+        lat = dispatch_onset(
+            sig,
+            fs[i],
+            params,
+            pre_ms=pre_ms,
+            search_start_ms=start,
+            search_end_ms=end_ms,
+            method=method,
+        )
         if lat is not None:
             onset[i] = lat * 1e-3 + 0.0
         i0 = int(round((pre_ms + start) * fs[i] / 1e3))

@@ -16,8 +16,21 @@ def test_measure_command_equals_extract_rows(tmp_path):
     exam = tmp_path / "EX0001"
     shutil.copytree(SAMPLES / "EX0001", exam)
     assert main(["measure", str(exam), "--out", str(tmp_path / "m")]) == 0
-    assert main(["extract", str(tmp_path), "--out", str(tmp_path / "x"), "--scheduler",
-                 "synchronous", "--no-progress", "-q"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                str(tmp_path),
+                "--out",
+                str(tmp_path / "x"),
+                "--scheduler",
+                "synchronous",
+                "--no-progress",
+                "-q",
+            ]
+        )
+        == 0
+    )
     mine = pd.read_csv(tmp_path / "m" / "responses.csv", dtype=str, keep_default_na=False)
     theirs = pd.read_csv(tmp_path / "x" / "responses.csv", dtype=str, keep_default_na=False)
     assert list(mine.columns) == list(theirs.columns)
@@ -27,8 +40,9 @@ def test_measure_command_equals_extract_rows(tmp_path):
     theirs = theirs.sort_values(key).reset_index(drop=True)
     # source_file is relative to the folder given on each command line
     theirs["source_file"] = theirs["source_file"].str.removeprefix("EX0001/")
-    pd.testing.assert_frame_equal(mine.drop(columns=["subject_id"]),
-                                  theirs.drop(columns=["subject_id"]))
+    pd.testing.assert_frame_equal(
+        mine.drop(columns=["subject_id"]), theirs.drop(columns=["subject_id"])
+    )
     assert (mine["status"] == "ok").any()
 
 
@@ -64,8 +78,22 @@ def test_simulate_writes_exams_that_read_back_with_their_truth(tmp_path):
     import ncsproc
 
     out = tmp_path / "sim"
-    assert main(["simulate", "--out", str(out), "--patterns", "axonal", "--per-pattern", "2",
-                 "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "simulate",
+                "--out",
+                str(out),
+                "--patterns",
+                "axonal",
+                "--per-pattern",
+                "2",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     truth = pd.read_csv(out / "truth_traces.csv")
     exams = sorted(p for p in out.iterdir() if p.is_dir())
     assert len(exams) == 2

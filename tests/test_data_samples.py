@@ -47,7 +47,13 @@ def regenerated():
     out = []
     for i, pattern in enumerate(PATTERNS):
         out.append(
-            exam(pattern, seed=children[i], exam_id=EXAMS[i], subject_id=f"SIM{i + 1:04d}", dtype="float32")
+            exam(
+                pattern,
+                seed=children[i],
+                exam_id=EXAMS[i],
+                subject_id=f"SIM{i + 1:04d}",
+                dtype="float32",
+            )
         )
     return out
 
@@ -68,7 +74,10 @@ def test_committed_edf_files_are_what_the_documented_command_writes(index, regen
     for path in written:
         twin = SAMPLES / "simulated" / path.relative_to(tmp_path)
         assert path.read_bytes() == twin.read_bytes(), twin.name
-        assert path.with_name(path.name + ".json").read_bytes() == twin.with_name(twin.name + ".json").read_bytes()
+        assert (
+            path.with_name(path.name + ".json").read_bytes()
+            == twin.with_name(twin.name + ".json").read_bytes()
+        )
 
 
 @pytest.mark.parametrize("index", range(4))
@@ -88,10 +97,17 @@ def test_reading_the_samples_gives_the_simulation_to_16_bit_resolution(index, re
     for f in files:
         sig = read_header(f).ordinary_signals[0]
         unit = {"mV": 1e-3, "uV": 1e-6, "V": 1.0}[sig.dimension]
-        half_lsb = float(sig.physical_max - sig.physical_min) / (sig.digital_max - sig.digital_min) * unit / 2
+        half_lsb = (
+            float(sig.physical_max - sig.physical_min)
+            / (sig.digital_max - sig.digital_min)
+            * unit
+            / 2
+        )
         rows = edf.study.values == f.stem
         n = int(edf.n_samples.values[rows][0])
-        error = np.abs(edf.signal.values[rows][:, :n] - fresh.signal.values[rows][:, :n].astype(np.float64))
+        error = np.abs(
+            edf.signal.values[rows][:, :n] - fresh.signal.values[rows][:, :n].astype(np.float64)
+        )
         assert error.max() <= half_lsb * (1 + 1e-9), f.name
 
 
@@ -103,5 +119,7 @@ def test_truth_tables_are_the_simulator_truth(regenerated):
     np.testing.assert_allclose(on_disk["onset_latency_ms"], expected["onset_latency_ms"], atol=1e-6)
     np.testing.assert_allclose(on_disk["amplitude_uv"], expected["amplitude_uv"], atol=1e-6)
     studies = pd.read_csv(SAMPLES / "simulated" / "truth_studies.csv")
-    np.testing.assert_allclose(studies["tli"], to_clinical_units(truth.studies)["tli"].astype(float), atol=1e-6)
+    np.testing.assert_allclose(
+        studies["tli"], to_clinical_units(truth.studies)["tli"].astype(float), atol=1e-6
+    )
     assert list(pd.read_csv(SAMPLES / "simulated" / "truth_exams.csv")["pattern"]) == PATTERNS

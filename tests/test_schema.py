@@ -41,8 +41,15 @@ def test_2d_input_infers_valid_length_from_padding():
     data = np.zeros((2, 6))
     data[1, 4:] = np.nan
     ds = make_trace_set(
-        data, sampling_rate=1e4, exam_id="E", study="s", nerve="ulnar", side="R",
-        modality="sensory", stim_site="wrist", record_site="digit V",
+        data,
+        sampling_rate=1e4,
+        exam_id="E",
+        study="s",
+        nerve="ulnar",
+        side="R",
+        modality="sensory",
+        stim_site="wrist",
+        record_site="digit V",
     )
     assert list(ds["n_samples"].values) == [6, 4]
 
@@ -154,6 +161,8 @@ def test_concat_many_files_with_different_rates_and_widths(make_traces):
 
 def test_concat_keeps_optional_coordinates_that_some_sets_lack(make_traces):
     a = make_traces(exam_id="E1")
-    b = make_traces(exam_id="E2").pipe(lambda d: d.assign_coords(exam_date=("trace", ["2019", "2019"])))
+    b = make_traces(exam_id="E2").pipe(
+        lambda d: d.assign_coords(exam_date=("trace", ["2019", "2019"]))
+    )
     c = concat_trace_sets([a, b])
     assert list(c.exam_date.values) == ["", "", "2019", "2019"]

@@ -36,8 +36,12 @@ def _lim(study_key: str, name: str) -> float:
 def test_single_unit_truth_matches_closed_form():
     a, tn, tp, r, s = 1e-3, 4e-3, 8e-3, 0.4, 1e-3
     units = UnitPotentials(
-        amplitude=np.array([a]), t_neg=np.array([tn]), t_pos=np.array([tp]),
-        pos_ratio=np.array([r]), t_init=np.zeros(1), init_ratio=np.zeros(1),
+        amplitude=np.array([a]),
+        t_neg=np.array([tn]),
+        t_pos=np.array([tp]),
+        pos_ratio=np.array([r]),
+        t_init=np.zeros(1),
+        init_ratio=np.zeros(1),
     )
     tr = waveform_truth(build_response(np.array([s]), units))
     # N(u) = u (1-u)^2 (1 + 1.25 u) / 0.216: minimum at u = 0.4, integral 0.125 / 0.216
@@ -130,8 +134,12 @@ def test_cv_from_exact_onsets_equals_cv_max():
     shapes = draw_unit_shapes(rng, n, t_neg=4e-3, t_pos_ratio=2.0, pos_ratio=0.4)
     td = 2.3e-3 + np.abs(rng.normal(0, 0.3e-3, n))
     td[0] = 2.3e-3
-    nerve = MotorNerve(distances=np.array([0.07, 0.30]), cv=draw_velocities(rng, n, cv_max, 0.05),
-                       terminal_delay=td, shapes=shapes)
+    nerve = MotorNerve(
+        distances=np.array([0.07, 0.30]),
+        cv=draw_velocities(rng, n, cv_max, 0.05),
+        terminal_delay=td,
+        shapes=shapes,
+    )
     lat = nerve.latencies()
     onsets = [waveform_truth(build_response(lat[:, k], shapes))["onset_latency"] for k in range(2)]
     cv = 0.23 / (onsets[1] - onsets[0])
@@ -202,8 +210,9 @@ def test_noise_has_requested_rms():
 
 
 def test_artefact_starts_at_stimulus_and_decays():
-    traces, truth = sim.response_set("noise", 10, seed=4, noise_rms=0.0, artefact=5e-3,
-                                     pretrigger=2e-3, offset=0.0)
+    traces, truth = sim.response_set(
+        "noise", 10, seed=4, noise_rms=0.0, artefact=5e-3, pretrigger=2e-3, offset=0.0
+    )
     for i in range(10):
         t = time_axis(traces, i)
         x = trace_values(traces, i)
@@ -229,8 +238,9 @@ def test_clipping_limits_the_signal():
 
 
 def test_pretrigger_baseline_is_flat_before_stimulus():
-    traces, truth = sim.response_set("motor", 5, seed=6, pretrigger=3e-3, noise_rms=0.0,
-                                     offset=1e-4, drift=0.0, artefact=True)
+    traces, truth = sim.response_set(
+        "motor", 5, seed=6, pretrigger=3e-3, noise_rms=0.0, offset=1e-4, drift=0.0, artefact=True
+    )
     assert np.allclose(traces["t_start"].values, -3e-3)
     for i in range(5):
         t = time_axis(traces, i)
@@ -241,8 +251,9 @@ def test_pretrigger_baseline_is_flat_before_stimulus():
 
 
 def test_mains_and_drift_follow_their_parameters():
-    traces, truth = sim.response_set("noise", 4, seed=8, noise_rms=0.0, artefact=False,
-                                     mains=20e-6, drift=5e-3, offset=3e-6)
+    traces, truth = sim.response_set(
+        "noise", 4, seed=8, noise_rms=0.0, artefact=False, mains=20e-6, drift=5e-3, offset=3e-6
+    )
     for i in range(4):
         t = time_axis(traces, i)
         x = trace_values(traces, i)
@@ -284,8 +295,10 @@ def test_exam_and_cohort_outputs_are_valid(exams):
             assert np.all((traces["height"] >= 155) & (traces["height"] <= 190))
             assert np.all((traces["temperature"] >= 32) & (traces["temperature"] <= 34))
             motor = traces["modality"].values != "sensory"
-            assert np.all((traces["stim_intensity"].values[motor] >= 0.02)
-                          & (traces["stim_intensity"].values[motor] <= 0.05))
+            assert np.all(
+                (traces["stim_intensity"].values[motor] >= 0.02)
+                & (traces["stim_intensity"].values[motor] <= 0.05)
+            )
     traces, truth = sim.cohort({"normal": 1, "axonal": 1}, seed=3, dtype="float32")
     validate_trace_set(traces)
     assert traces["signal"].dtype == np.float32
@@ -315,18 +328,22 @@ def test_fwave_series_truth(exams):
             assert studies.loc[study, "f_persistence_pct"] == pytest.approx(100 * present.mean())
             assert studies.loc[study, "f_min"] == pytest.approx(f[present].min())
             assert studies.loc[study, "f_max"] - studies.loc[study, "f_min"] == pytest.approx(
-                studies.loc[study, "f_chronodispersion"])
+                studies.loc[study, "f_chronodispersion"]
+            )
             # every trace carries the distal M wave of the motor study
-            m = np.flatnonzero((traces["study"].values == f"L_{nerve}_motor")
-                               & (traces["record"].values == 0))[0]
+            m = np.flatnonzero(
+                (traces["study"].values == f"L_{nerve}_motor") & (traces["record"].values == 0)
+            )[0]
             for var in ("onset_latency", "amplitude", "total_duration"):
                 assert np.all(truth.traces[var].values[sel] == truth.traces[var].values[m])
             tt = truth.traces
             m_end = tt["onset_latency"].values[m] + tt["total_duration"].values[m]
             assert np.all(f[present] > m_end)
             # the sweep holds every F wave
-            t_end = traces["t_start"].values[sel] + traces["n_samples"].values[sel] / traces[
-                "sampling_rate"].values[sel]
+            t_end = (
+                traces["t_start"].values[sel]
+                + traces["n_samples"].values[sel] / traces["sampling_rate"].values[sel]
+            )
             assert np.all(f[present] < t_end[present])
 
 
@@ -337,8 +354,10 @@ def test_fwave_response_set_persistence_and_latency():
     assert 0.6 < present.mean() < 0.95  # persistence 0.8
     end_m = truth["onset_latency"].values + truth["total_duration"].values
     assert np.all(f[present] > end_m[present])
-    assert np.all((truth["f_amplitude"].values[present] >= 100e-6)
-                  & (truth["f_amplitude"].values[present] <= 500e-6))
+    assert np.all(
+        (truth["f_amplitude"].values[present] >= 100e-6)
+        & (truth["f_amplitude"].values[present] <= 500e-6)
+    )
 
 
 # ----------------------------------------------------------------------------------------

@@ -54,7 +54,9 @@ def test_write_is_atomic_and_refuses_invalid_sets(tmp_path, make_traces):
 def test_errors_name_the_file_and_what_was_expected(tmp_path, make_traces):
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
-    with pytest.raises(UnsupportedFormatError, match=r"notes.h5: no reader .*ncsproc-hdf5: no HDF5"):
+    with pytest.raises(
+        UnsupportedFormatError, match=r"notes.h5: no reader .*ncsproc-hdf5: no HDF5"
+    ):
         ncsproc.read(text)
     with pytest.raises(FormatError, match="notes.h5: byte 0: expected the HDF5 signature"):
         read_native(text)

@@ -33,8 +33,18 @@ _LAZY = {
     "write_dicom": "ncsproc.formats.dicom",
 }
 _SUBMODULES = {
-    "errors", "features", "formats", "kernels", "measures", "pipeline", "privacy", "registry",
-    "schema", "simulate", "storage", "tables",
+    "errors",
+    "features",
+    "formats",
+    "kernels",
+    "measures",
+    "pipeline",
+    "privacy",
+    "registry",
+    "schema",
+    "simulate",
+    "storage",
+    "tables",
 }
 
 __all__ = ["__version__", *sorted(_LAZY), "simulate"]

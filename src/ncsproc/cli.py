@@ -113,7 +113,9 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         rel = _relative(path, root)
         try:
             ds = read(path)
-            ds = ds.assign_coords(source_file=("trace", [rel] * ds.sizes["trace"], ds.source_file.attrs))
+            ds = ds.assign_coords(
+                source_file=("trace", [rel] * ds.sizes["trace"], ds.source_file.attrs)
+            )
             result = measure(ds)
             tables.append(responses_table(result, extended=True))
             n_traces += ds.sizes["trace"]

@@ -27,25 +27,45 @@ MEASURES_SCHEMA = "ncsproc-measures/1"
 
 # output variable -> (kernel output index name, units, long_name)
 MEASURE_VARS: dict[str, tuple[str, str, str]] = {
-    "onset_latency": ("O_ONSET", "s", "first departure from baseline of the response "
-                      "(either polarity), from the stimulus"),
+    "onset_latency": (
+        "O_ONSET",
+        "s",
+        "first departure from baseline of the response (either polarity), from the stimulus",
+    ),
     "peak_latency": ("O_PEAK", "s", "latency of the negative peak"),
     "amplitude": ("O_AMPLITUDE", "V", "baseline to negative peak amplitude (positive)"),
     "peak_to_peak": ("O_P2P", "V", "negative peak to the following positive peak"),
-    "negative_duration": ("O_NEG_DURATION", "s", "onset to the first return to baseline after "
-                          "the negative peak"),
-    "total_duration": ("O_TOTAL_DURATION", "s", "onset to the return to baseline of the last "
-                       "negative lobe deeper than lobe_fraction of the amplitude (EFNS/PNS "
-                       "distal CMAP duration)"),
-    "negative_area": ("O_NEG_AREA", "V s", "area below baseline between the onset and the end "
-                      "of total_duration (positive)"),
+    "negative_duration": (
+        "O_NEG_DURATION",
+        "s",
+        "onset to the first return to baseline after the negative peak",
+    ),
+    "total_duration": (
+        "O_TOTAL_DURATION",
+        "s",
+        "onset to the return to baseline of the last "
+        "negative lobe deeper than lobe_fraction of the amplitude (EFNS/PNS "
+        "distal CMAP duration)",
+    ),
+    "negative_area": (
+        "O_NEG_AREA",
+        "V s",
+        "area below baseline between the onset and the end of total_duration (positive)",
+    ),
     "snr": ("O_SNR", "dB", "20 log10(amplitude / baseline noise SD)"),
-    "f_latency": ("O_F_LATENCY", "s", "F-wave traces: onset of the late response after the M "
-                  "wave; NaN when there is none (and for other modalities)"),
+    "f_latency": (
+        "O_F_LATENCY",
+        "s",
+        "F-wave traces: onset of the late response after the M "
+        "wave; NaN when there is none (and for other modalities)",
+    ),
     "baseline_level": ("O_BASELINE", "V", "baseline level the measures refer to"),
     "noise_sd": ("O_NOISE", "V", "robust noise standard deviation of the trace"),
-    "artefact_end": ("O_ARTEFACT_END", "s", "end of the blanked stimulus artefact (nothing "
-                     "earlier is searched)"),
+    "artefact_end": (
+        "O_ARTEFACT_END",
+        "s",
+        "end of the blanked stimulus artefact (nothing earlier is searched)",
+    ),
 }
 
 
@@ -88,8 +108,9 @@ def _run_block(signal, n_samples, fs, t_start, modality, table):
     return out, status, flags
 
 
-def measure(traces: xr.Dataset, *, n_threads: int | None = None, validate: bool = True,
-            **params) -> xr.Dataset:
+def measure(
+    traces: xr.Dataset, *, n_threads: int | None = None, validate: bool = True, **params
+) -> xr.Dataset:
     """Measure every trace of a trace set: onset, peak, amplitude, durations, area, SNR, F.
 
     Parameters
@@ -173,8 +194,17 @@ def measure(traces: xr.Dataset, *, n_threads: int | None = None, validate: bool 
         def work(k):
             sl = slice(edges[k], edges[k + 1])
             if edges[k + 1] > edges[k]:
-                K.measure_block(signal[sl], n_samples[sl], fs[sl], t_start[sl], modality[sl],
-                                table, out[sl], status[sl], flags[sl])
+                K.measure_block(
+                    signal[sl],
+                    n_samples[sl],
+                    fs[sl],
+                    t_start[sl],
+                    modality[sl],
+                    table,
+                    out[sl],
+                    status[sl],
+                    flags[sl],
+                )
 
         if workers == 1:
             work(0)
@@ -195,16 +225,22 @@ def _measure_dask(signal, n_samples, fs, t_start, modality, table):
     for i, size in enumerate(signal.chunks[0]):
         sl = slice(start, start + size)
         block = signal.blocks[i, 0]
-        tasks.append(dask.delayed(_run_block, pure=True)(
-            block, n_samples[sl], fs[sl], t_start[sl], modality[sl], table))
+        tasks.append(
+            dask.delayed(_run_block, pure=True)(
+                block, n_samples[sl], fs[sl], t_start[sl], modality[sl], table
+            )
+        )
         start += size
     parts = dask.compute(*tasks)
     if not parts:
         from .kernels import N_OUT
 
         return np.empty((0, N_OUT)), np.empty(0, np.int8), np.empty(0, np.int32)
-    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]))
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+    )
 
 
 def _assemble(traces, out, status, flags, table, notes):
@@ -218,25 +254,37 @@ def _assemble(traces, out, status, flags, table, notes):
         if name in MEASURED_VARS:
             col[bad] = np.nan
         data_vars[name] = ("trace", col, {"units": units, "long_name": long_name})
-    lookup = np.array([K.STATUS_NAMES.get(i, "") for i in range(max(K.STATUS_NAMES) + 1)],
-                      dtype=object)
+    lookup = np.array(
+        [K.STATUS_NAMES.get(i, "") for i in range(max(K.STATUS_NAMES) + 1)], dtype=object
+    )
     names = lookup[status.astype(np.intp)] if n else np.array([], dtype=object)
-    data_vars["status"] = ("trace", names, {
-        "long_name": "measurement status: ok, or why the trace has no values",
-        "status_meanings": ("ok: measured; no_response: no response above noise (not zero); "
-                            "saturated: the amplifier clipped in the analysis window; "
-                            "no_baseline: no usable baseline (or the artefact never settles); "
-                            "nonfinite: NaN/inf samples in the analysis window; too_short: "
-                            "too few samples for the windows"),
-    })
+    data_vars["status"] = (
+        "trace",
+        names,
+        {
+            "long_name": "measurement status: ok, or why the trace has no values",
+            "status_meanings": (
+                "ok: measured; no_response: no response above noise (not zero); "
+                "saturated: the amplifier clipped in the analysis window; "
+                "no_baseline: no usable baseline (or the artefact never settles); "
+                "nonfinite: NaN/inf samples in the analysis window; too_short: "
+                "too few samples for the windows"
+            ),
+        },
+    )
     masks = list(K.FLAG_NAMES)
-    data_vars["qc_flags"] = ("trace", flags.astype(np.int32), {
-        "long_name": "quality-control flags (bit field)",
-        "flag_masks": np.array(masks, dtype=np.int32),
-        "flag_meanings": " ".join(K.FLAG_NAMES[m][0] for m in masks),
-        "flag_descriptions": "; ".join(
-            f"{K.FLAG_NAMES[m][0]}: {K.FLAG_NAMES[m][1]}" for m in masks),
-    })
+    data_vars["qc_flags"] = (
+        "trace",
+        flags.astype(np.int32),
+        {
+            "long_name": "quality-control flags (bit field)",
+            "flag_masks": np.array(masks, dtype=np.int32),
+            "flag_meanings": " ".join(K.FLAG_NAMES[m][0] for m in masks),
+            "flag_descriptions": "; ".join(
+                f"{K.FLAG_NAMES[m][0]}: {K.FLAG_NAMES[m][1]}" for m in masks
+            ),
+        },
+    )
     coords = {name: traces[name] for name in traces.coords if traces[name].dims == ("trace",)}
     ds = xr.Dataset(data_vars, coords=coords)
     ds.attrs = {

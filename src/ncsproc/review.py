@@ -92,9 +92,23 @@ _CLINICAL = {
     "status": ("status", "", 1.0, 0),
 }
 
-REVIEWS_COLUMNS = ("trace_id", "exam_id", "marker", "variable", "units", "original", "reviewed",
-                   "reviewer", "reason", "overrides_sha256", "column", "original_status",
-                   "reviewed_status", "line", "reviewed_at")
+REVIEWS_COLUMNS = (
+    "trace_id",
+    "exam_id",
+    "marker",
+    "variable",
+    "units",
+    "original",
+    "reviewed",
+    "reviewer",
+    "reason",
+    "overrides_sha256",
+    "column",
+    "original_status",
+    "reviewed_status",
+    "line",
+    "reviewed_at",
+)
 """Columns of ``reviews.csv``: one row per value a review recomputed."""
 REVIEWS_KINDS = {c: "s" for c in REVIEWS_COLUMNS} | {"original": "f", "reviewed": "f"}
 """Column kinds of ``reviews.csv`` (``f`` float, ``s`` text), fixed whatever the rows."""
@@ -163,8 +177,17 @@ class Override:
 
     def identity(self) -> list:
         """What this line changes in the outputs (for cache keys)."""
-        return [self.trace_id, self.marker, self.time_text, repr(self.time), self.reviewer,
-                self.reason, self.reviewed_at, self.line, self.source]
+        return [
+            self.trace_id,
+            self.marker,
+            self.time_text,
+            repr(self.time),
+            self.reviewer,
+            self.reason,
+            self.reviewed_at,
+            self.line,
+            self.source,
+        ]
 
 
 @dataclass(frozen=True)
@@ -198,14 +221,19 @@ class Overrides:
     def for_exam(self, exam_id: str) -> Overrides:
         """The lines whose trace id starts with ``<exam_id>/``."""
         prefix = f"{exam_id}/"
-        return Overrides(self.source, self.sha256,
-                         tuple(r for r in self.rows if r.trace_id.startswith(prefix)))
+        return Overrides(
+            self.source, self.sha256, tuple(r for r in self.rows if r.trace_id.startswith(prefix))
+        )
 
     def digest(self) -> str:
         """SHA-256 of what these lines change (trace, marker, time, reviewer, reason, date,
         line number, file name): the part of a cache key that the overrides contribute."""
-        doc = json.dumps([r.identity() for r in self.rows], sort_keys=True,
-                         separators=(",", ":"), ensure_ascii=False)
+        doc = json.dumps(
+            [r.identity() for r in self.rows],
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(doc.encode("utf-8")).hexdigest()
 
 
@@ -274,9 +302,9 @@ def read_overrides(path: str | os.PathLike) -> Overrides:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise OverridesError(p.name, [
-            f"{p.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV"
-        ]) from None
+        raise OverridesError(
+            p.name, [f"{p.name}: not UTF-8 text (byte {exc.start}); save the file as UTF-8 CSV"]
+        ) from None
     return parse_overrides(text, source=p.name, sha256=hashlib.sha256(data).hexdigest())
 
 
@@ -341,8 +369,11 @@ def parse_overrides(text: str, source: str = "overrides.csv", sha256: str = "") 
         try:
             fields = next(csv.reader([line], strict=True))
         except csv.Error as exc:
-            bad(lineno, f"not a valid CSV line ({exc}); quote a field that holds a comma or a "
-                "quote, one override per line")
+            bad(
+                lineno,
+                f"not a valid CSV line ({exc}); quote a field that holds a comma or a "
+                "quote, one override per line",
+            )
             continue
         if header is None:
             header = [f.strip() for f in fields]
@@ -357,38 +388,56 @@ def parse_overrides(text: str, source: str = "overrides.csv", sha256: str = "") 
                     what.append(f"unknown column(s) {unknown}")
                 if dup:
                     what.append(f"repeated column(s) {dup}")
-                bad(lineno, f"header {line.strip()!r}: {'; '.join(what)}; expected the header "
-                    f"{expected} (optionally ,{','.join(OPTIONAL_COLUMNS)})")
+                bad(
+                    lineno,
+                    f"header {line.strip()!r}: {'; '.join(what)}; expected the header "
+                    f"{expected} (optionally ,{','.join(OPTIONAL_COLUMNS)})",
+                )
                 raise OverridesError(source, [p for _, p in problems])
             continue
         if len(fields) != len(header):
-            bad(lineno, f"{len(fields)} field(s), expected {len(header)} ({','.join(header)}); "
-                "quote a reason that contains a comma, and write times with a decimal point")
+            bad(
+                lineno,
+                f"{len(fields)} field(s), expected {len(header)} ({','.join(header)}); "
+                "quote a reason that contains a comma, and write times with a decimal point",
+            )
             continue
         rec = {k: v.strip() for k, v in zip(header, fields, strict=True)}
         n_before = len(problems)
         trace_id, marker, time_text = rec["trace_id"], rec["marker"].lower(), rec["time_ms"]
         if not trace_id:
-            bad(lineno, "trace_id is empty; give the trace id as in the trace column of "
-                "sites.csv (e.g. EX0001/L_median_motor/0)")
+            bad(
+                lineno,
+                "trace_id is empty; give the trace id as in the trace column of "
+                "sites.csv (e.g. EX0001/L_median_motor/0)",
+            )
         elif "/" not in trace_id:
-            bad(lineno, f"trace_id {trace_id!r} has no exam prefix; trace ids are "
+            bad(
+                lineno,
+                f"trace_id {trace_id!r} has no exam prefix; trace ids are "
                 "'<exam_id>/...' as in the trace column of sites.csv "
-                "(e.g. EX0001/L_median_motor/0)")
+                "(e.g. EX0001/L_median_motor/0)",
+            )
         if marker not in MARKERS:
             bad(lineno, f"marker {rec['marker']!r} is not one of {', '.join(MARKERS)}")
         time = math.nan
         if time_text.lower() == "none":
             if marker in MARKERS and marker not in NONE_MARKERS:
-                bad(lineno, f"time_ms none is not allowed for the {marker} marker (none means "
+                bad(
+                    lineno,
+                    f"time_ms none is not allowed for the {marker} marker (none means "
                     "no response for onset/peak and no F wave for f_onset); give the end time "
-                    "in ms")
+                    "in ms",
+                )
         else:
             seconds = _time_seconds(time_text)
             if seconds is None:
-                bad(lineno, f"time_ms {time_text!r} is not a number; give the corrected marker "
+                bad(
+                    lineno,
+                    f"time_ms {time_text!r} is not a number; give the corrected marker "
                     "time in ms from the stimulus (e.g. 4.35), or none (onset/peak: no "
-                    "response; f_onset: no F wave)")
+                    "response; f_onset: no F wave)",
+                )
             else:
                 time = seconds
         for col in ("reviewer", "reason"):
@@ -396,21 +445,43 @@ def parse_overrides(text: str, source: str = "overrides.csv", sha256: str = "") 
                 bad(lineno, f"{col} is empty; every override needs a {col} (free text)")
         at = rec.get("reviewed_at", "")
         if at and not _iso_date(at):
-            bad(lineno, f"reviewed_at {at!r} is not an ISO date; give YYYY-MM-DD (or "
-                "YYYY-MM-DDTHH:MM) or leave it empty")
+            bad(
+                lineno,
+                f"reviewed_at {at!r} is not an ISO date; give YYYY-MM-DD (or "
+                "YYYY-MM-DDTHH:MM) or leave it empty",
+            )
         if trace_id and marker in MARKERS:
             first = seen.get((trace_id, marker))
             if first is not None:
-                bad(lineno, f"a second {marker} override of trace {trace_id} (the first is on "
-                    f"line {first}); keep one of the two lines")
+                bad(
+                    lineno,
+                    f"a second {marker} override of trace {trace_id} (the first is on "
+                    f"line {first}); keep one of the two lines",
+                )
             else:
                 seen[(trace_id, marker)] = lineno
         if len(problems) == n_before:
-            rows.append(Override(trace_id, marker, time, rec["reviewer"], rec["reason"], at,
-                                 lineno, source, time_text))
+            rows.append(
+                Override(
+                    trace_id,
+                    marker,
+                    time,
+                    rec["reviewer"],
+                    rec["reason"],
+                    at,
+                    lineno,
+                    source,
+                    time_text,
+                )
+            )
     if header is None:
-        problems.append((0, f"{source}: no header line; the first line that is not a comment "
-                         f"must be {expected}"))
+        problems.append(
+            (
+                0,
+                f"{source}: no header line; the first line that is not a comment "
+                f"must be {expected}",
+            )
+        )
     problems.extend(_check_traces(rows, source))
     if problems:
         raise OverridesError(source, [p for _, p in sorted(problems, key=lambda p: p[0])])
@@ -433,25 +504,39 @@ def _check_traces(rows: list[Override], source: str) -> list[tuple[int, str]]:
             for k, r in m.items():
                 if r in nr:
                     continue
-                out.append((r.line,
-                    f"{source} line {r.line}: trace {tid}: line {nr[0].line} says there is no "
-                    f"response ({nr[0].marker} none), so it cannot also have "
-                    + (f"a {k} at {r.time_text} ms" if not r.is_none else f"{k} none")
-                    + "; remove one of the lines"))
+                out.append(
+                    (
+                        r.line,
+                        f"{source} line {r.line}: trace {tid}: line {nr[0].line} says there is no "
+                        f"response ({nr[0].marker} none), so it cannot also have "
+                        + (f"a {k} at {r.time_text} ms" if not r.is_none else f"{k} none")
+                        + "; remove one of the lines",
+                    )
+                )
             continue
         order = [(k, m[k]) for k in ("onset", "peak", "end") if k in m]
         for (k1, a), (k2, b) in zip(order, order[1:], strict=False):
             if not a.time < b.time:
-                out.append((b.line, f"{source} line {b.line}: trace {tid}: the {k2} "
-                            f"({b.time_text} ms) must come after the {k1} ({a.time_text} ms, "
-                            f"line {a.line})"))
+                out.append(
+                    (
+                        b.line,
+                        f"{source} line {b.line}: trace {tid}: the {k2} "
+                        f"({b.time_text} ms) must come after the {k1} ({a.time_text} ms, "
+                        f"line {a.line})",
+                    )
+                )
         f = m.get("f_onset")
         if f is not None and not f.is_none:
             for k in ("onset", "peak"):
                 if k in m and not m[k].time < f.time:
-                    out.append((f.line, f"{source} line {f.line}: trace {tid}: the F-wave "
-                                f"onset ({f.time_text} ms) must come after the {k} "
-                                f"({m[k].time_text} ms, line {m[k].line})"))
+                    out.append(
+                        (
+                            f.line,
+                            f"{source} line {f.line}: trace {tid}: the F-wave "
+                            f"onset ({f.time_text} ms) must come after the {k} "
+                            f"({m[k].time_text} ms, line {m[k].line})",
+                        )
+                    )
     return out
 
 
@@ -486,8 +571,17 @@ def _n_of(duration: float, fs: float, minimum: int) -> int:
 class _Trace:
     """One trace's samples and the kernel's baseline, for the recomputations."""
 
-    def __init__(self, y: np.ndarray, fs: float, t0: float, params: dict, is_f: bool,
-                 baseline: float, noise: float, artefact_end: float):
+    def __init__(
+        self,
+        y: np.ndarray,
+        fs: float,
+        t0: float,
+        params: dict,
+        is_f: bool,
+        baseline: float,
+        noise: float,
+        artefact_end: float,
+    ):
         self.y = y
         self.n = y.size
         self.fs = fs
@@ -526,7 +620,7 @@ class _Trace:
         i1 = int(math.floor(self.index(t_end) + _EPS))
         start = max(min(self.a, i0), 0)
         s = self.smoothed(start)
-        part = s[max(i0, start) - start: i1 + 1 - start]
+        part = s[max(i0, start) - start : i1 + 1 - start]
         return float(-part[part < 0.0].sum()) / self.fs
 
     def value_at(self, t: float) -> float:
@@ -548,7 +642,7 @@ class _Trace:
         start = max(min(self.a, c - r), 0)
         s = self.smoothed(start)
         lo, hi = max(c - r, start), min(c + r + 1, self.n)
-        p = lo + int(np.argmin(s[lo - start: hi - start]))
+        p = lo + int(np.argmin(s[lo - start : hi - start]))
         e = min(_time_index(self.prm["search_end"], self.t0, self.fs), self.n)
         if p >= e:
             e = self.n
@@ -557,15 +651,16 @@ class _Trace:
             sig_s = max(self.noise, NOISE_FLOOR) / math.sqrt(2 * self.h + 1)
             thr = self.prm["k_f"] * sig_s
             run = _n_of(self.prm["f_gap"], self.fs, 1)
-            quiet = np.abs(s[p - start:]) <= thr
+            quiet = np.abs(s[p - start :]) <= thr
             if quiet.size >= run:
-                full = np.flatnonzero(np.lib.stride_tricks.sliding_window_view(quiet, run)
-                                      .all(axis=1))
+                full = np.flatnonzero(
+                    np.lib.stride_tricks.sliding_window_view(quiet, run).all(axis=1)
+                )
                 if full.size:
                     e_m = p + int(full[0])
                     if e_m + run < e:
                         e_lobe = e_m + run
-        seg = s[p - start: e_lobe - start]
+        seg = s[p - start : e_lobe - start]
         return float(seg.max() - seg[0])
 
     def in_range(self, t: float) -> bool:
@@ -576,8 +671,9 @@ class _Trace:
         return f"{_ms(self.t0)} to {_ms(self.t0 + (self.n - 1) / self.fs)}"
 
 
-def _recompute(tr: _Trace | None, values: dict, status: str, modality: str,
-               marks: dict[str, Override]) -> tuple[dict, str, dict[str, set]]:
+def _recompute(
+    tr: _Trace | None, values: dict, status: str, modality: str, marks: dict[str, Override]
+) -> tuple[dict, str, dict[str, set]]:
     """New values of one trace: (values, status, {variable: markers that set it}).
 
     Raises _Skip naming the first line that cannot be applied.
@@ -597,22 +693,34 @@ def _recompute(tr: _Trace | None, values: dict, status: str, modality: str,
                 touch(var, r.marker)
         return new, "no_response", by
     if "f_onset" in marks and modality != "fwave":
-        raise _Skip(marks["f_onset"], f"it is a {modality} trace; an f_onset override is only for "
-                    "F-wave traces (modality fwave)")
+        raise _Skip(
+            marks["f_onset"],
+            f"it is a {modality} trace; an f_onset override is only for "
+            "F-wave traces (modality fwave)",
+        )
     if tr is None or not (math.isfinite(tr.level) and math.isfinite(tr.noise)):
-        raise _Skip(first, f"status {status}: the kernel found no baseline for this trace, so no "
-                    "value can be referred to it; it cannot be reviewed")
+        raise _Skip(
+            first,
+            f"status {status}: the kernel found no baseline for this trace, so no "
+            "value can be referred to it; it cannot be reviewed",
+        )
     for r in marks.values():
         if not r.is_none and not tr.in_range(r.time):
-            raise _Skip(r, f"time {_ms(r.time)} of the {r.marker} is outside the trace "
-                        f"({tr.range_text()}); give a time within the recorded sweep")
+            raise _Skip(
+                r,
+                f"time {_ms(r.time)} of the {r.marker} is outside the trace "
+                f"({tr.range_text()}); give a time within the recorded sweep",
+            )
     new_status = status
     if status != "ok":
         missing = [k for k in ("onset", "peak") if k not in marks]
         if missing:
-            raise _Skip(first, f"the trace has status {status} (no measured response), so a "
-                        "reviewed response needs both an onset and a peak line (and an end line "
-                        f"for the durations and the area); {' and '.join(missing)} missing")
+            raise _Skip(
+                first,
+                f"the trace has status {status} (no measured response), so a "
+                "reviewed response needs both an onset and a peak line (and an end line "
+                f"for the durations and the area); {' and '.join(missing)} missing",
+            )
         for var in MEASURED:
             new[var] = math.nan
         new_status = "ok"
@@ -639,19 +747,24 @@ def _recompute(tr: _Trace | None, values: dict, status: str, modality: str,
         if math.isfinite(onset) and math.isfinite(tot_end):
             new["negative_area"] = tr.area(onset, tot_end)
             if not math.isfinite(new["negative_area"]):
-                raise _Skip(marks.get("onset") or marks["end"], "the trace has non-finite "
-                            f"samples between the onset ({_ms(onset)}) and the end "
-                            f"({_ms(tot_end)}); the area cannot be computed")
+                raise _Skip(
+                    marks.get("onset") or marks["end"],
+                    "the trace has non-finite "
+                    f"samples between the onset ({_ms(onset)}) and the end "
+                    f"({_ms(tot_end)}); the area cannot be computed",
+                )
     if "peak" in marks:
         tp = marks["peak"].time
         amp = tr.level - tr.value_at(tp)
         if not math.isfinite(amp):
-            raise _Skip(marks["peak"], f"the signal is not finite at the reviewed peak "
-                        f"({_ms(tp)})")
+            raise _Skip(marks["peak"], f"the signal is not finite at the reviewed peak ({_ms(tp)})")
         if not amp > 0.0:
-            raise _Skip(marks["peak"], f"the signal at the reviewed peak ({_ms(tp)}) is not "
-                        f"below the baseline ({amp * 1e6:.2f} uV); the peak marker is the "
-                        "negative peak")
+            raise _Skip(
+                marks["peak"],
+                f"the signal at the reviewed peak ({_ms(tp)}) is not "
+                f"below the baseline ({amp * 1e6:.2f} uV); the peak marker is the "
+                "negative peak",
+            )
         new["peak_latency"] = tp
         new["amplitude"] = amp
         new["snr"] = 20.0 * math.log10(amp / tr.noise) if tr.noise > 0.0 else math.inf
@@ -665,21 +778,32 @@ def _recompute(tr: _Trace | None, values: dict, status: str, modality: str,
     peak = new["peak_latency"]
     if not onset < peak:
         r = marks.get("onset") or marks["peak"]
-        raise _Skip(r, f"the onset ({_ms(onset)}) must come before the negative peak "
-                    f"({_ms(peak)}); correct the {'peak' if r.marker == 'onset' else 'onset'} "
-                    "too, or check the time")
+        raise _Skip(
+            r,
+            f"the onset ({_ms(onset)}) must come before the negative peak "
+            f"({_ms(peak)}); correct the {'peak' if r.marker == 'onset' else 'onset'} "
+            "too, or check the time",
+        )
     if math.isfinite(tot_end) and not peak < tot_end:
         r = marks.get("end") or marks.get("peak") or marks["onset"]
-        raise _Skip(r, f"the end of the response ({_ms(tot_end)}) must come after the negative "
-                    f"peak ({_ms(peak)})")
+        raise _Skip(
+            r,
+            f"the end of the response ({_ms(tot_end)}) must come after the negative "
+            f"peak ({_ms(peak)})",
+        )
     if "end" in marks and math.isfinite(neg_end) and tot_end < neg_end:
-        raise _Skip(marks["end"], f"the end ({_ms(tot_end)}) is before the first return to "
-                    f"baseline after the peak ({_ms(neg_end)}, end of negative_duration); the end "
-                    "marker is the end of the last negative lobe")
+        raise _Skip(
+            marks["end"],
+            f"the end ({_ms(tot_end)}) is before the first return to "
+            f"baseline after the peak ({_ms(neg_end)}, end of negative_duration); the end "
+            "marker is the end of the last negative lobe",
+        )
     f = new["f_latency"]
     if "f_onset" in marks and math.isfinite(f) and not f > peak:
-        raise _Skip(marks["f_onset"], f"the F-wave onset ({_ms(f)}) must come after the M wave's "
-                    f"negative peak ({_ms(peak)})")
+        raise _Skip(
+            marks["f_onset"],
+            f"the F-wave onset ({_ms(f)}) must come after the M wave's negative peak ({_ms(peak)})",
+        )
     return new, new_status, by
 
 
@@ -728,13 +852,18 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
     by_trace: dict[str, dict[str, Override]] = {}
     for r in overrides:
         by_trace.setdefault(r.trace_id, {})[r.marker] = r
-    exam_of = np.asarray(measures["exam_id"].values).astype(str) if "exam_id" in measures \
+    exam_of = (
+        np.asarray(measures["exam_id"].values).astype(str)
+        if "exam_id" in measures
         else np.full(ids.size, "", dtype=object)
+    )
     modality = np.asarray(measures["modality"].values).astype(str)
     status = np.asarray(measures["status"].values).astype(str)
     cols = {v: np.asarray(measures[v].values, dtype=np.float64) for v in MEASURED}
-    aux = {v: np.asarray(measures[v].values, dtype=np.float64)
-           for v in ("baseline_level", "noise_sd", "artefact_end")}
+    aux = {
+        v: np.asarray(measures[v].values, dtype=np.float64)
+        for v in ("baseline_level", "noise_sd", "artefact_end")
+    }
     new_cols = {v: c.copy() for v, c in cols.items()}
     new_status = status.astype(object).copy()
     reviewed = np.full(ids.size, "", dtype=object)
@@ -749,12 +878,23 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
         if i is None:
             exam = tid.split("/", 1)[0]
             known = [t for t in ids if t.startswith(f"{exam}/")]
-            hint = (f"exam {exam} has {len(known)} trace(s), e.g. {', '.join(known[:3])}"
-                    if known else "no measured trace has this exam prefix")
+            hint = (
+                f"exam {exam} has {len(known)} trace(s), e.g. {', '.join(known[:3])}"
+                if known
+                else "no measured trace has this exam prefix"
+            )
             for r in lines:
-                problems.append(ReviewProblem(tid, r.line, r.marker, (
-                    f"{r.where}: trace {tid!r} is not a measured trace ({hint}); copy the id from "
-                    "the trace column of sites.csv")))
+                problems.append(
+                    ReviewProblem(
+                        tid,
+                        r.line,
+                        r.marker,
+                        (
+                            f"{r.where}: trace {tid!r} is not a measured trace ({hint}); copy the id from "
+                            "the trace column of sites.csv"
+                        ),
+                    )
+                )
             continue
         values = {v: float(cols[v][i]) for v in MEASURED}
         tr = None
@@ -763,23 +903,49 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
             n = int(traces["n_samples"].values[j])
             y = np.asarray(traces["signal"][j].values, dtype=np.float64)[:n]
             mod = modality[i]
-            tr = _Trace(y, float(traces["sampling_rate"].values[j]),
-                        float(traces["t_start"].values[j]), params[mod], mod == "fwave",
-                        float(aux["baseline_level"][i]), float(aux["noise_sd"][i]),
-                        float(aux["artefact_end"][i]))
+            tr = _Trace(
+                y,
+                float(traces["sampling_rate"].values[j]),
+                float(traces["t_start"].values[j]),
+                params[mod],
+                mod == "fwave",
+                float(aux["baseline_level"][i]),
+                float(aux["noise_sd"][i]),
+                float(aux["artefact_end"][i]),
+            )
         try:
             new, st, by = _recompute(tr, values, status[i], modality[i], marks)
         except _Skip as skip:
             others = [r.line for r in lines if r is not skip.row]
-            tail = (f" (so the other override line(s) {', '.join(map(str, others))} of this "
-                    "trace were not applied either)") if others else ""
-            problems.append(ReviewProblem(tid, skip.row.line, skip.row.marker,
-                                          f"{skip.row.where}: trace {tid}: {skip.message}{tail}"))
+            tail = (
+                (
+                    f" (so the other override line(s) {', '.join(map(str, others))} of this "
+                    "trace were not applied either)"
+                )
+                if others
+                else ""
+            )
+            problems.append(
+                ReviewProblem(
+                    tid,
+                    skip.row.line,
+                    skip.row.marker,
+                    f"{skip.row.where}: trace {tid}: {skip.message}{tail}",
+                )
+            )
             for r in lines:
                 if r is not skip.row:
-                    problems.append(ReviewProblem(tid, r.line, r.marker, (
-                        f"{r.where}: trace {tid}: not applied, because line {skip.row.line} of "
-                        "the same trace cannot be")))
+                    problems.append(
+                        ReviewProblem(
+                            tid,
+                            r.line,
+                            r.marker,
+                            (
+                                f"{r.where}: trace {tid}: not applied, because line {skip.row.line} of "
+                                "the same trace cannot be"
+                            ),
+                        )
+                    )
             continue
         for v in MEASURED:
             new_cols[v][i] = new[v]
@@ -790,11 +956,23 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
         for v in MEASURED:
             if v not in by or (_same(values[v], new[v]) and math.isnan(values[v])):
                 continue
-            changes.append(_change(tid, exam_of[i], v, values[v], new[v], sorted(by[v]), marks,
-                                   status[i], st))
+            changes.append(
+                _change(tid, exam_of[i], v, values[v], new[v], sorted(by[v]), marks, status[i], st)
+            )
         if st != status[i] or len(changes) == rows_before:
-            changes.append(_change(tid, exam_of[i], "status", math.nan, math.nan, sorted(marks),
-                                   marks, status[i], st))
+            changes.append(
+                _change(
+                    tid,
+                    exam_of[i],
+                    "status",
+                    math.nan,
+                    math.nan,
+                    sorted(marks),
+                    marks,
+                    status[i],
+                    st,
+                )
+            )
 
     problems.sort(key=lambda p: p.line)
     out = measures.copy()
@@ -809,13 +987,20 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
             attrs["long_name"] = f"machine value of {v} before the marker review"
             out[f"original_{v}"] = (measures[v].dims, cols[v].copy(), attrs)
     if (new_status != status).any():
-        out["original_status"] = (measures["status"].dims, status.astype(object),
-                                  {"long_name": "machine status before the marker review"})
-    out["reviewed"] = (measures["status"].dims, reviewed, {
-        "long_name": "markers corrected by a reviewer (';'-joined, sorted; empty: none)",
-        "overrides": overrides.source,
-        "overrides_sha256": overrides.sha256,
-    })
+        out["original_status"] = (
+            measures["status"].dims,
+            status.astype(object),
+            {"long_name": "machine status before the marker review"},
+        )
+    out["reviewed"] = (
+        measures["status"].dims,
+        reviewed,
+        {
+            "long_name": "markers corrected by a reviewer (';'-joined, sorted; empty: none)",
+            "overrides": overrides.source,
+            "overrides_sha256": overrides.sha256,
+        },
+    )
     n_traces = int((reviewed != "").sum())
     if n_traces or overrides.rows:
         from .schema import history_line
@@ -880,8 +1065,12 @@ def apply_overrides(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
 # ----------------------------------------------------------------------------------------------
 def empty_reviews_table() -> pd.DataFrame:
     """``reviews.csv`` without rows (columns and kinds of :data:`REVIEWS_COLUMNS`)."""
-    return pd.DataFrame({c: pd.Series([], dtype=np.float64 if REVIEWS_KINDS[c] == "f"
-                                      else object) for c in REVIEWS_COLUMNS})
+    return pd.DataFrame(
+        {
+            c: pd.Series([], dtype=np.float64 if REVIEWS_KINDS[c] == "f" else object)
+            for c in REVIEWS_COLUMNS
+        }
+    )
 
 
 def reviews_table(review: Review, overrides_sha256: str | None = None) -> pd.DataFrame:
@@ -906,17 +1095,20 @@ def reviews_table(review: Review, overrides_sha256: str | None = None) -> pd.Dat
     sha = review.overrides.sha256 if overrides_sha256 is None else overrides_sha256
     order = {v: k for k, v in enumerate((*MEASURED, "status"))}
     rows = []
-    for c in sorted(review.changes, key=lambda c: (c["exam_id"], c["trace_id"],
-                                                   order[c["variable"]])):
+    for c in sorted(
+        review.changes, key=lambda c: (c["exam_id"], c["trace_id"], order[c["variable"]])
+    ):
         column, units, factor, decimals = _CLINICAL[c["variable"]]
-        rows.append({
-            **c,
-            "units": units,
-            "original": float(np.round(c["original"] * factor, decimals)),
-            "reviewed": float(np.round(c["reviewed"] * factor, decimals)),
-            "overrides_sha256": sha,
-            "column": column,
-        })
+        rows.append(
+            {
+                **c,
+                "units": units,
+                "original": float(np.round(c["original"] * factor, decimals)),
+                "reviewed": float(np.round(c["reviewed"] * factor, decimals)),
+                "overrides_sha256": sha,
+                "column": column,
+            }
+        )
     if not rows:
         return empty_reviews_table()
     table = pd.DataFrame(rows)
@@ -945,15 +1137,47 @@ ORIGINAL_KEYS = {
 _NOT_REVIEWABLE = {
     # what the study is and how it was recorded, which normal limits were used: no marker
     # changes them
-    "nerves": frozenset((
-        "exam_id", "subject_id", "study", "nerve", "side", "modality", "record_site",
-        "n_traces", "n_sites", "sites", "site_order", "distal_site", "distal_distance_mm",
-        "f_study", "highpass_hz", "lowpass_hz", "temperature_c", "age_years", "height_cm",
-        "limits_version", "limits_sha256", "limits_status", "limits_missing",
-        "reviewed_traces")),
-    "segments": frozenset((
-        "exam_id", "study", "nerve", "side", "distal_site", "proximal_site", "distance_mm",
-        "subject_id", "segment_index")),
+    "nerves": frozenset(
+        (
+            "exam_id",
+            "subject_id",
+            "study",
+            "nerve",
+            "side",
+            "modality",
+            "record_site",
+            "n_traces",
+            "n_sites",
+            "sites",
+            "site_order",
+            "distal_site",
+            "distal_distance_mm",
+            "f_study",
+            "highpass_hz",
+            "lowpass_hz",
+            "temperature_c",
+            "age_years",
+            "height_cm",
+            "limits_version",
+            "limits_sha256",
+            "limits_status",
+            "limits_missing",
+            "reviewed_traces",
+        )
+    ),
+    "segments": frozenset(
+        (
+            "exam_id",
+            "study",
+            "nerve",
+            "side",
+            "distal_site",
+            "proximal_site",
+            "distance_mm",
+            "subject_id",
+            "segment_index",
+        )
+    ),
 }
 _LIMIT_VALUE = ("_uln_", "_lln_")  # dml_uln_ms, amp_lln_uv: the limit used, not a feature
 
@@ -983,8 +1207,14 @@ def original_columns(table: str, columns) -> list[tuple[str, str]]:
         chosen = [c for c in ("pattern", *sets) if c in have]
     elif table in _NOT_REVIEWABLE:
         fixed = _NOT_REVIEWABLE[table]
-        chosen = [c for c in cols if c not in fixed and c != "reviewed"
-                  and not c.endswith("_not_evaluated") and not any(s in c for s in _LIMIT_VALUE)]
+        chosen = [
+            c
+            for c in cols
+            if c not in fixed
+            and c != "reviewed"
+            and not c.endswith("_not_evaluated")
+            and not any(s in c for s in _LIMIT_VALUE)
+        ]
     else:
         return []
     return [(ORIGINAL_PREFIX + c, c) for c in chosen]
@@ -1043,11 +1273,17 @@ def original_tables(reviewed: dict, machine: dict | None) -> dict:
         n = len(t)
         idx = np.full(n, -1, dtype=np.int64)
         if m is not None and len(m) and n and all(k in t and k in m for k in keys):
-            where = {tuple(_cell(v) for v in row): i
-                     for i, row in enumerate(zip(*(m[k].tolist() for k in keys), strict=True))}
-            idx = np.array([where.get(tuple(_cell(v) for v in row), -1)
-                            for row in zip(*(t[k].tolist() for k in keys), strict=True)],
-                           dtype=np.int64)
+            where = {
+                tuple(_cell(v) for v in row): i
+                for i, row in enumerate(zip(*(m[k].tolist() for k in keys), strict=True))
+            }
+            idx = np.array(
+                [
+                    where.get(tuple(_cell(v) for v in row), -1)
+                    for row in zip(*(t[k].tolist() for k in keys), strict=True)
+                ],
+                dtype=np.int64,
+            )
         found = idx >= 0
         take = np.where(found, idx, 0)
         dec = column_decimals(list(t.columns), csv_decimals(t))
@@ -1065,8 +1301,10 @@ def original_tables(reviewed: dict, machine: dict | None) -> dict:
                     except (TypeError, ValueError):
                         bf = np.array([np.nan if _cell(v) == "" else float(v) for v in b])
                     d = dec.get(c, 3)
-                    differ = found & (np.array(_number_text(a.astype(np.float64), d), dtype=object)
-                                      != np.array(_number_text(bf, d), dtype=object))
+                    differ = found & (
+                        np.array(_number_text(a.astype(np.float64), d), dtype=object)
+                        != np.array(_number_text(bf, d), dtype=object)
+                    )
                     col[differ] = bf[differ]
                     for i in np.flatnonzero(differ):
                         changed[i].append(c)

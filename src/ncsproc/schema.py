@@ -76,7 +76,9 @@ class CoordSpec:
 
 
 TRACE_COORDS: tuple[CoordSpec, ...] = (
-    CoordSpec("trace", "str", None, "unique id within the Dataset, e.g. <exam_id>/<study>/<record>"),
+    CoordSpec(
+        "trace", "str", None, "unique id within the Dataset, e.g. <exam_id>/<study>/<record>"
+    ),
     CoordSpec("sampling_rate", "float", "Hz", "sampling rate of the trace"),
     CoordSpec("t_start", "float", "s", "time of sample 0 relative to the stimulus"),
     CoordSpec("n_samples", "int", None, "valid samples of this trace"),
@@ -89,12 +91,20 @@ TRACE_COORDS: tuple[CoordSpec, ...] = (
     CoordSpec("stim_site", "str", None, "lower-case stimulation site words"),
     CoordSpec("record_site", "str", None, "recording site (muscle or digit)"),
     CoordSpec(
-        "distance", "float", "m", "stimulating cathode to active recording electrode", default=np.nan
+        "distance",
+        "float",
+        "m",
+        "stimulating cathode to active recording electrode",
+        default=np.nan,
     ),
     CoordSpec("stim_intensity", "float", "A", "stimulus current", default=np.nan),
     CoordSpec("stim_duration", "float", "s", "stimulus pulse width", default=np.nan),
-    CoordSpec("highpass", "float", "Hz", "acquisition high-pass (low-frequency) corner", default=np.nan),
-    CoordSpec("lowpass", "float", "Hz", "acquisition low-pass (high-frequency) corner", default=np.nan),
+    CoordSpec(
+        "highpass", "float", "Hz", "acquisition high-pass (low-frequency) corner", default=np.nan
+    ),
+    CoordSpec(
+        "lowpass", "float", "Hz", "acquisition low-pass (high-frequency) corner", default=np.nan
+    ),
     CoordSpec("temperature", "float", "degC", "limb temperature", default=np.nan),
     CoordSpec("age", "float", "years", "subject age at the exam", default=np.nan),
     CoordSpec("height", "float", "cm", "subject height", default=np.nan),
@@ -215,7 +225,9 @@ def make_trace_set(
         data = np.asarray(signals, dtype=dtype)
         if n_samples is None:
             finite = ~np.isnan(data)
-            last = np.where(finite.any(axis=1), data.shape[1] - np.argmax(finite[:, ::-1], axis=1), 0)
+            last = np.where(
+                finite.any(axis=1), data.shape[1] - np.argmax(finite[:, ::-1], axis=1), 0
+            )
             lengths = last.astype(np.int64)
         else:
             lengths = np.asarray(n_samples, dtype=np.int64)
@@ -258,7 +270,9 @@ def make_trace_set(
         name: _as_per_trace(name, val, n, COORDS_BY_NAME[name].kind) for name, val in given.items()
     }
     if trace is None:
-        trace = [f"{e}/{s}/{r}" for e, s, r in zip(values["exam_id"], values["study"], values["record"])]
+        trace = [
+            f"{e}/{s}/{r}" for e, s, r in zip(values["exam_id"], values["study"], values["record"])
+        ]
     values["trace"] = _as_per_trace("trace", trace, n, "str")
     for spec in TRACE_COORDS:
         attrs_c = {"long_name": spec.description}
@@ -284,7 +298,9 @@ def make_trace_set(
     return ds
 
 
-def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str | None = None) -> None:
+def validate_trace_set(
+    ds: xr.Dataset, *, check_data: bool = True, source: str | None = None
+) -> None:
     """Check a trace set against the contract and raise one error naming every problem.
 
     Parameters
@@ -365,9 +381,15 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
         bad("trace", np.array([str(t) == "" for t in ids], dtype=bool), "must not be empty")
     if "sampling_rate" in present:
         sr = present["sampling_rate"]
-        bad("sampling_rate", ~(np.isfinite(sr) & (sr > 0)), "must be a positive finite number of Hz")
+        bad(
+            "sampling_rate", ~(np.isfinite(sr) & (sr > 0)), "must be a positive finite number of Hz"
+        )
     if "t_start" in present:
-        bad("t_start", ~np.isfinite(present["t_start"]), "must be finite (s relative to the stimulus)")
+        bad(
+            "t_start",
+            ~np.isfinite(present["t_start"]),
+            "must be finite (s relative to the stimulus)",
+        )
     if "n_samples" in present:
         ns = present["n_samples"]
         bad("n_samples", (ns < 1) | (ns > width), f"must be between 1 and the padded width {width}")
@@ -387,11 +409,23 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
             "is empty; the file does not say which nerve: give it in a sidecar <file>.json",
         )
         bad("nerve", np.array([n != n.lower() for n in nv], dtype=bool), "must be lower case")
-    for name in ("distance", "stim_intensity", "stim_duration", "highpass", "lowpass", "age", "height"):
+    for name in (
+        "distance",
+        "stim_intensity",
+        "stim_duration",
+        "highpass",
+        "lowpass",
+        "age",
+        "height",
+    ):
         if name in present:
             bad(name, present[name] < 0, "must be >= 0 or NaN")
     if "distance" in present:
-        bad("distance", present["distance"] > 2.0, "must be in metres (values above 2 m look like mm or cm)")
+        bad(
+            "distance",
+            present["distance"] > 2.0,
+            "must be in metres (values above 2 m look like mm or cm)",
+        )
     if "source_file" in present:
         bad(
             "source_file",
@@ -415,7 +449,7 @@ def validate_trace_set(ds: xr.Dataset, *, check_data: bool = True, source: str |
         short = np.flatnonzero(ns < width)
         for k in np.unique(ns[short]):
             rows = short[ns[short] == k]
-            tail = values[rows, max(int(k), 0):]
+            tail = values[rows, max(int(k), 0) :]
             not_nan_after[rows] = ~np.isnan(tail).all(axis=1)
         if width:
             bad("signal", not_nan_after, "must be NaN after the trace's n_samples valid samples")
@@ -519,7 +553,11 @@ def concat_trace_sets(sets: Sequence[xr.Dataset], *, validate: bool = True) -> x
     }
     padded = []
     for s in sets:
-        missing = {n: ("trace", [""] * s.sizes["trace"], a) for n, a in optional.items() if n not in s.coords}
+        missing = {
+            n: ("trace", [""] * s.sizes["trace"], a)
+            for n, a in optional.items()
+            if n not in s.coords
+        }
         if missing:
             s = s.assign_coords(missing)
         extra = width - s.sizes["sample"]
@@ -529,7 +567,12 @@ def concat_trace_sets(sets: Sequence[xr.Dataset], *, validate: bool = True) -> x
             s = s.assign(signal=s["signal"].astype(dtype))
         padded.append(s)
     out = xr.concat(
-        padded, dim="trace", data_vars="all", coords="minimal", compat="override", join="outer",
+        padded,
+        dim="trace",
+        data_vars="all",
+        coords="minimal",
+        compat="override",
+        join="outer",
         combine_attrs="drop",
     )
     for name in ("signal", *COORDS_BY_NAME):

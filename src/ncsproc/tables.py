@@ -77,7 +77,7 @@ def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str
     fixed.update(decimals or {})
     out = {}
     for c in columns:
-        base = c[len(ORIGINAL_PREFIX):] if c.startswith(ORIGINAL_PREFIX) else c
+        base = c[len(ORIGINAL_PREFIX) :] if c.startswith(ORIGINAL_PREFIX) else c
         if c in fixed:
             out[c] = fixed[c]
         elif base in fixed:
@@ -146,7 +146,9 @@ def responses_table(measures: xr.Dataset, *, extended: bool = False) -> pd.DataF
     for name in RESPONSE_ID_COLUMNS:
         cols[name] = np.asarray(measures[name].values)
     for column, (var, factor, decimals) in RESPONSE_COLUMNS.items():
-        cols[column] = np.round(np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
+        cols[column] = np.round(
+            np.asarray(measures[var].values, dtype=np.float64) * factor, decimals
+        )
     cols["status"] = np.asarray(measures["status"].values).astype(str)
     order = list(RESPONSE_ORDER)
     if extended:
@@ -154,7 +156,8 @@ def responses_table(measures: xr.Dataset, *, extended: bool = False) -> pd.DataF
         cols["qc_flags"] = qc_flags_text(measures["qc_flags"])
         for column, (var, factor, decimals) in RESPONSE_EXTENSION_VALUES.items():
             cols[column] = np.round(
-                np.asarray(measures[var].values, dtype=np.float64) * factor, decimals)
+                np.asarray(measures[var].values, dtype=np.float64) * factor, decimals
+            )
         order.extend(RESPONSE_EXTENSION_COLUMNS)
     if REVIEWED_COLUMN in measures.variables:
         marks = np.asarray(measures[REVIEWED_COLUMN].values).astype(str)

@@ -203,8 +203,9 @@ def test_measured_features_over_five_cohorts(five_cohorts):
         got = exams.set_index("exam_id")["pattern"]
         want = truth.exams.set_index("exam_id")["pattern"]
         assert (got.loc[want.index] == want).mean() >= 0.95
-        assert not ((got.loc[want.index] == "distal_demyelinating")
-                    & want.isin(["normal", "axonal"])).any()
+        assert not (
+            (got.loc[want.index] == "distal_demyelinating") & want.isin(["normal", "axonal"])
+        ).any()
 
 
 @pytest.mark.xfail(

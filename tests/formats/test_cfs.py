@@ -61,7 +61,11 @@ def test_section_chain_equals_pointer_table(tmp_path):
     p = tmp_path / "chain.cfs"
     p.write_bytes(bytes(raw))
     a, b = cfs.read_cfs(DEMO), cfs.read_cfs(p)
-    assert [s.header_offset for s in a.sections] == [s.header_offset for s in b.sections] == [1408, 2510, 3612]
+    assert (
+        [s.header_offset for s in a.sections]
+        == [s.header_offset for s in b.sections]
+        == [1408, 2510, 3612]
+    )
     np.testing.assert_array_equal(a.values(0, 1), b.values(0, 1))
 
 
@@ -124,14 +128,24 @@ def test_writer_round_trip(tmp_path):
     a = [rng.normal(0, 2.0, 300) for _ in range(3)]  # mV
     b = [rng.normal(0, 150.0, 300) for _ in range(3)]  # uV
     secs = [
-        {"data": [a[i], b[i]], "x_increment": 1e-4, "x_offset": -0.003 * i, "variables": [f"site{i}", 0.05 + i / 10]}
+        {
+            "data": [a[i], b[i]],
+            "x_increment": 1e-4,
+            "x_offset": -0.003 * i,
+            "variables": [f"site{i}", 0.05 + i / 10],
+        }
         for i in range(3)
     ]
     p = cfs.write_cfs(
         tmp_path / "rt.cfs",
         [("APB", "mV", "s"), ("ADM", "uV", "s")],
         secs,
-        file_variables=[("nerve", "", "ulnar"), ("side", "", "R"), ("modality", "", "motor"), ("age", "years", 61)],
+        file_variables=[
+            ("nerve", "", "ulnar"),
+            ("side", "", "R"),
+            ("modality", "", "motor"),
+            ("age", "years", 61),
+        ],
         section_variables=[("stim_site", ""), ("distance", "m")],
     )
     f = cfs.read_cfs(p)
@@ -147,12 +161,18 @@ def test_writer_round_trip(tmp_path):
     assert list(ds["trace"].values[:2]) == ["/R_ulnar_motor/0/APB", "/R_ulnar_motor/0/ADM"]
     assert list(ds["stim_site"].values) == ["site0", "site0", "site1", "site1", "site2", "site2"]
     np.testing.assert_allclose(ds["distance"].values, [0.05, 0.05, 0.15, 0.15, 0.25, 0.25])
-    np.testing.assert_allclose(ds["t_start"].values, [0, 0, -0.003, -0.003, -0.006, -0.006], atol=1e-9)
+    np.testing.assert_allclose(
+        ds["t_start"].values, [0, 0, -0.003, -0.003, -0.006, -0.006], atol=1e-9
+    )
     assert set(ds["age"].values) == {61.0}
     assert list(ds["sampling_rate"].values) == [10000.0] * 6
-    np.testing.assert_allclose(ncsproc.trace_values(ds, 3), b[1] * 1e-6, atol=f.sections[1].channels[1].y_scale * 1e-6)
+    np.testing.assert_allclose(
+        ncsproc.trace_values(ds, 3), b[1] * 1e-6, atol=f.sections[1].channels[1].y_scale * 1e-6
+    )
     one = cfs.load(p, metadata={"channels": ["ADM"]})
-    assert one.sizes["trace"] == 3 and list(one["trace"].values) == [f"/R_ulnar_motor/{i}" for i in range(3)]
+    assert one.sizes["trace"] == 3 and list(one["trace"].values) == [
+        f"/R_ulnar_motor/{i}" for i in range(3)
+    ]
     with pytest.raises(FormatError, match="not voltage channels"):
         cfs.load(p, metadata={"channels": ["EMG"]})
 
@@ -165,7 +185,9 @@ def test_example_is_complete_and_private(tmp_path):
     assert list(ds["stim_site"].values) == ["wrist", "elbow"]
     np.testing.assert_allclose(ds["distance"].values, [0.07, 0.28])
     assert set(ds["record_site"].values) == {"APB"}
-    text = repr(ds.attrs) + " ".join(str(v) for name in ds.coords for v in np.ravel(ds[name].values))
+    text = repr(ds.attrs) + " ".join(
+        str(v) for name in ds.coords for v in np.ravel(ds[name].values)
+    )
     for secret in cfs.READER.identifying:
         assert secret not in text
     assert "Doe Jane" in cfs.read_cfs(p).comment  # the raw parser still sees it

@@ -51,7 +51,10 @@ def test_ecg_groups_equal_pydicom():
 
 def test_ecg_is_refused_by_the_nerve_conduction_path(tmp_path):
     assert "12-lead ECG Waveform Storage" in dicom.READER.sniff(__import__("pathlib").Path(ECG))
-    with pytest.raises(FormatError, match=r"12-lead ECG Waveform Storage .* is not Electromyogram Waveform Storage.*read_dicom_waveform"):
+    with pytest.raises(
+        FormatError,
+        match=r"12-lead ECG Waveform Storage .* is not Electromyogram Waveform Storage.*read_dicom_waveform",
+    ):
         dicom.load(ECG)
     with pytest.raises(ncsproc.UnsupportedFormatError, match="read_dicom_waveform"):
         ncsproc.read(ECG)
@@ -79,7 +82,11 @@ def _traces():
     ds, _ = response_set("motor", 4, seed=3, pretrigger=0.003)
     n = ds.sizes["trace"]
     return ds.assign_coords(
-        stim_site=("trace", ["wrist", "elbow", "below elbow", "above elbow"], ds["stim_site"].attrs),
+        stim_site=(
+            "trace",
+            ["wrist", "elbow", "below elbow", "above elbow"],
+            ds["stim_site"].attrs,
+        ),
         record_site=("trace", ["APB", "APB", "ADM", "digit II"], ds["record_site"].attrs),
         highpass=("trace", [2.0, 2.0, 20.0, np.nan], ds["highpass"].attrs),
         lowpass=("trace", [10000.0, 10000.0, 3000.0, np.nan], ds["lowpass"].attrs),
@@ -99,13 +106,36 @@ def test_round_trip_to_half_an_lsb(tmp_path, bits):
     back = dicom.load(path)
     ncsproc.validate_trace_set(back)
     assert list(back["trace"].values) == list(traces["trace"].values)
-    for name in ("exam_id", "study", "nerve", "side", "modality", "stim_site", "record_site", "record", "n_samples"):
+    for name in (
+        "exam_id",
+        "study",
+        "nerve",
+        "side",
+        "modality",
+        "stim_site",
+        "record_site",
+        "record",
+        "n_samples",
+    ):
         assert list(back[name].values) == list(traces[name].values), name
-    for name in ("distance", "stim_intensity", "stim_duration", "highpass", "lowpass", "temperature", "age", "height"):
+    for name in (
+        "distance",
+        "stim_intensity",
+        "stim_duration",
+        "highpass",
+        "lowpass",
+        "temperature",
+        "age",
+        "height",
+    ):
         np.testing.assert_allclose(back[name].values, traces[name].values, rtol=1e-12, err_msg=name)
-    np.testing.assert_allclose(back["sampling_rate"].values, traces["sampling_rate"].values, rtol=1e-12)
+    np.testing.assert_allclose(
+        back["sampling_rate"].values, traces["sampling_rate"].values, rtol=1e-12
+    )
     np.testing.assert_allclose(back["t_start"].values, traces["t_start"].values, rtol=0, atol=1e-12)
-    assert set(back["subject_id"].values) == {""}  # never written, never read from the patient module
+    assert set(back["subject_id"].values) == {
+        ""
+    }  # never written, never read from the patient module
     raw = pydicom.dcmread(path)
     assert raw.SOPClassUID == dicom.EMG_SOP_CLASS and raw.Modality == "EMG"
     assert raw.PatientAge == "063Y" and float(raw.PatientSize) == pytest.approx(1.715)
@@ -119,10 +149,14 @@ def test_round_trip_to_half_an_lsb(tmp_path, bits):
         assert err.max() <= lsb / 2 * (1 + 1e-9)
         assert err.max() > lsb / 8  # the data really are quantised: the bound is not vacuous
         counts = np.frombuffer(group.WaveformData, dtype="<i2" if bits == 16 else "<i4")
-        assert np.abs(counts).max() >= (32767 if bits == 16 else 2**31 - 1) * 0.999  # full range used
+        assert (
+            np.abs(counts).max() >= (32767 if bits == 16 else 2**31 - 1) * 0.999
+        )  # full range used
     # pydicom decodes the same values
     for i in range(traces.sizes["trace"]):
-        np.testing.assert_allclose(raw.waveform_array(i)[:, 0] * 1e-6, ncsproc.trace_values(back, i), rtol=1e-12)
+        np.testing.assert_allclose(
+            raw.waveform_array(i)[:, 0] * 1e-6, ncsproc.trace_values(back, i), rtol=1e-12
+        )
 
 
 def test_write_refuses_several_exams(tmp_path, make_traces):
@@ -152,7 +186,10 @@ def test_identifying_attributes_never_reach_the_trace_set(tmp_path):
     assert str(raw.PatientName) == "Doe^Jane" and raw.PatientBirthDate == "19700304"
     ds = dicom.load(path)
     text = repr(ds.attrs) + "\n".join(
-        str(v) for name in ds.variables if ds[name].dtype.kind in "OUS" for v in np.ravel(ds[name].values)
+        str(v)
+        for name in ds.variables
+        if ds[name].dtype.kind in "OUS"
+        for v in np.ravel(ds[name].values)
     )
     for secret in dicom.READER.identifying:
         assert secret not in text
@@ -206,7 +243,9 @@ def test_foreign_file_without_labels_needs_the_sidecar(tmp_path):
     assert set(ds["side"].values) == {""} and set(ds["record_site"].values) == {""}
     with pytest.raises(FormatError, match=r'"side", "modality"'):
         dicom.load(path, metadata={"nerve": "ulnar"})
-    ds = dicom.load(path, metadata={"nerve": "ulnar", "side": "R", "modality": "motor", "subject_id": "S9"})
+    ds = dicom.load(
+        path, metadata={"nerve": "ulnar", "side": "R", "modality": "motor", "subject_id": "S9"}
+    )
     ncsproc.validate_trace_set(ds)
     assert set(ds["subject_id"].values) == {"S9"} and set(ds["study"].values) == {"R_ulnar_motor"}
 
@@ -252,12 +291,24 @@ def test_every_truncation_is_a_format_error(tmp_path):
 @pytest.mark.parametrize(
     ("keyword", "value", "message"),
     [
-        ("NumberOfWaveformSamples", 10**9, r"WaveformData holds \d+ bytes, expected 1 channels x 1000000000 samples"),
+        (
+            "NumberOfWaveformSamples",
+            10**9,
+            r"WaveformData holds \d+ bytes, expected 1 channels x 1000000000 samples",
+        ),
         ("NumberOfWaveformChannels", 0, r"NumberOfWaveformChannels = 0"),
         ("WaveformSampleInterpretation", "MB", r"mu-law/A-law companded"),
-        ("WaveformBitsAllocated", 12, r"WaveformBitsAllocated 12 with WaveformSampleInterpretation 'SS'"),
+        (
+            "WaveformBitsAllocated",
+            12,
+            r"WaveformBitsAllocated 12 with WaveformSampleInterpretation 'SS'",
+        ),
         ("SamplingFrequency", "0", r"SamplingFrequency = 0.0, expected > 0 Hz"),
-        ("ChannelDefinitionSequence", Sequence([]), r"ChannelDefinitionSequence has 0 items for 1 channels"),
+        (
+            "ChannelDefinitionSequence",
+            Sequence([]),
+            r"ChannelDefinitionSequence has 0 items for 1 channels",
+        ),
     ],
 )
 def test_inconsistent_groups_name_group_and_attribute(tmp_path, keyword, value, message):
@@ -265,7 +316,9 @@ def test_inconsistent_groups_name_group_and_attribute(tmp_path, keyword, value, 
     raw = pydicom.dcmread(path)
     setattr(raw.WaveformSequence[1], keyword, value)
     raw.save_as(path, enforce_file_format=True)
-    with pytest.raises(FormatError, match=r"example\.dcm: multiplex group 2 of the Waveform Sequence.*" + message):
+    with pytest.raises(
+        FormatError, match=r"example\.dcm: multiplex group 2 of the Waveform Sequence.*" + message
+    ):
         dicom.load(path)
 
 
@@ -304,5 +357,7 @@ def test_annotation_json_damage_is_named(tmp_path):
     raw = pydicom.dcmread(path)
     raw.WaveformAnnotationSequence[1].UnformattedTextValue = dicom.ANNOTATION_PREFIX + "{not json"
     raw.save_as(path, enforce_file_format=True)
-    with pytest.raises(FormatError, match=r"waveform annotation 2: text after 'ncsproc-trace' is not a JSON object"):
+    with pytest.raises(
+        FormatError, match=r"waveform annotation 2: text after 'ncsproc-trace' is not a JSON object"
+    ):
         dicom.load(path)

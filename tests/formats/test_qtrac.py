@@ -49,9 +49,19 @@ def _all_text(ds) -> str:
 def test_excitability_header_and_privacy():
     ds = qtrac.read_qtrac(EXC / "FESB70821A.MEM")
     a = ds.attrs
-    assert (a["protocol"], a["date"], a["start_time"], a["sex"]) == ("TRONDNF", "2017-08-21", "12:57:17", "M")
+    assert (a["protocol"], a["date"], a["start_time"], a["sex"]) == (
+        "TRONDNF",
+        "2017-08-21",
+        "12:57:17",
+        "M",
+    )
     assert (a["age"], a["temperature"]) == (30.0, 33.5)
-    assert (a["sites"], a["nerve"], a["stim_site"], a["record_site"]) == ("Median Wr-APB", "median", "wrist", "APB")
+    assert (a["sites"], a["nerve"], a["stim_site"], a["record_site"]) == (
+        "Median Wr-APB",
+        "median",
+        "wrist",
+        "APB",
+    )
     assert a["qzd_file"] == "FESB70821A.QZD"
     text = _all_text(ds)
     for secret in ("CR21S", "smooth recording", "Human Normative data", "Median nerve raw", "n:\\"):
@@ -94,29 +104,41 @@ def test_excitability_tables_agree_with_the_derived_variables():
     for name in ("FESB70821A.MEM", "FESB70821B.MEM", "rat.MEM"):
         ds = qtrac.read_qtrac(EXC / name)
         # the 1 ms Max CMAP line and derived variable 6 (peak response)
-        assert float(ds["sr_max_cmap"].sel(sr_width=1e-3)) == pytest.approx(float(ds["derived_peak_response"]), abs=1e-6)
+        assert float(ds["sr_max_cmap"].sel(sr_width=1e-3)) == pytest.approx(
+            float(ds["derived_peak_response"]), abs=1e-6
+        )
         # header and derived table: temperature, age, sex
         assert float(ds["derived_temperature"]) == ds.attrs["temperature"]
         assert float(ds["derived_age"]) == ds.attrs["age"]
         assert float(ds["derived_sex_m_1_f_2"]) == {"M": 1, "F": 2}[ds.attrs["sex"]]
         # stimulus for 50 % max response: the SR row at 50 % (QtracP interpolates a fit)
         column = "sr_stimulus_2"
-        assert float(ds[column].sel(sr_point=50)) == pytest.approx(float(ds["derived_stimulus_for_50pct_max_response"]), rel=0.01)
+        assert float(ds[column].sel(sr_point=50)) == pytest.approx(
+            float(ds["derived_stimulus_for_50pct_max_response"]), rel=0.01
+        )
         # superexcitability at 5 ms is the recovery-cycle value at 5 ms
         rc = ds["rc_threshold_change"].sel(rc_set=1).values
         at5 = rc[np.isclose(ds["rc_interval"].sel(rc_set=1).values, 5e-3)]
-        assert at5.size == 1 and at5[0] == pytest.approx(float(ds["derived_superexcitability_at_5_ms"]), abs=0.01)
+        assert at5.size == 1 and at5[0] == pytest.approx(
+            float(ds["derived_superexcitability_at_5_ms"]), abs=0.01
+        )
     a = qtrac.read_qtrac(EXC / "FESB70821A.MEM")
     # charge = duration x threshold (mA x ms = uC), row by row
-    np.testing.assert_allclose(a["qt_charge"].values, a["qt_duration"].values * a["qt_threshold"].values, rtol=2e-6)
+    np.testing.assert_allclose(
+        a["qt_charge"].values, a["qt_duration"].values * a["qt_threshold"].values, rtol=2e-6
+    )
     assert a["qt_charge"].attrs["units"] == "C"
     # TRONDXM2: strength-duration rows at 40 % CMAP give the derived rheobase and SDTC
     rat = qtrac.read_qtrac(EXC / "rat.MEM")
     row = rat.sel(sd_point=int(rat["sd_point"][rat["sd_percent_cmap"].values == 40][0]))
     assert float(row["sd_rheobase"]) == pytest.approx(float(rat["derived_rheobase"]), abs=1e-6)
-    assert float(row["sd_tsd"]) == pytest.approx(float(rat["derived_strength_duration_time_constant"]), abs=1e-6)
+    assert float(row["sd_tsd"]) == pytest.approx(
+        float(rat["derived_strength_duration_time_constant"]), abs=1e-6
+    )
     refr = rat["rc_threshold_change"].sel(rc_set=1)
-    assert float(refr.sel(rc_point=1)) == pytest.approx(float(rat["derived_refractoriness_at_2_ms"]), abs=0.01)
+    assert float(refr.sel(rc_point=1)) == pytest.approx(
+        float(rat["derived_refractoriness_at_2_ms"]), abs=0.01
+    )
 
 
 def test_complete_files_give_no_warning():
@@ -176,8 +198,15 @@ def test_truncations_of_a_real_file_never_crash(tmp_path):
 def test_damaged_lines_are_named(tmp_path):
     text = (SCAN / "MSCC00128A_OM2.MEM").read_bytes().decode("latin-1")
     p = tmp_path / "bad.MEM"
-    p.write_bytes(text.replace("MS.200         \t9.807          \t5.186", "MS.200         \t9.807          \tx.186").encode("latin-1"))
-    with pytest.raises(FormatError, match=r"bad\.MEM, line 215: expected a number in column 'Amp\. \(mV\)', got 'x\.186'"):
+    p.write_bytes(
+        text.replace(
+            "MS.200         \t9.807          \t5.186", "MS.200         \t9.807          \tx.186"
+        ).encode("latin-1")
+    )
+    with pytest.raises(
+        FormatError,
+        match=r"bad\.MEM, line 215: expected a number in column 'Amp\. \(mV\)', got 'x\.186'",
+    ):
         qtrac.read_qtrac(p)
     p.write_bytes(text.replace("MS.200         \t9.807", "MS.200         ").encode("latin-1"))
     with pytest.raises(FormatError, match=r"line 215: row 'MS.200' has 1 values, expected 2"):
@@ -185,10 +214,14 @@ def test_damaged_lines_are_named(tmp_path):
     p.write_bytes(text.replace("MS.201 ", "MS.200 ").encode("latin-1"))
     with pytest.raises(FormatError, match=r"line 216: row 'MS.200' repeats line 215"):
         qtrac.read_qtrac(p)
-    p.write_bytes(text.replace("Scanpts: 99, 102, 548, 551", "Scanpts: 99, 102, 548").encode("latin-1"))
+    p.write_bytes(
+        text.replace("Scanpts: 99, 102, 548, 551", "Scanpts: 99, 102, 548").encode("latin-1")
+    )
     with pytest.raises(FormatError, match=r"line 14: Scanpts"):
         qtrac.read_qtrac(p)
-    p.write_bytes(text.replace("Age:               \t43", "Age:               \tforty").encode("latin-1"))
+    p.write_bytes(
+        text.replace("Age:               \t43", "Age:               \tforty").encode("latin-1")
+    )
     with pytest.raises(FormatError, match=r"line 6: expected age as a number"):
         qtrac.read_qtrac(p)
 
@@ -204,7 +237,9 @@ def test_cmap_scan_file(facts):
     assert tuple(ds.attrs["scanpts"]) == scanpts
     assert ds.sizes["mscan_point"] == rows
     assert list(ds["mscan_point"].values) == list(range(1, rows + 1))
-    assert ds["mscan_stimulus"].attrs["units"] == "A" and ds["mscan_amplitude"].attrs["units"] == "V"
+    assert (
+        ds["mscan_stimulus"].attrs["units"] == "A" and ds["mscan_amplitude"].attrs["units"] == "V"
+    )
     assert ds.attrs["protocol"] == "MSCAN-R2" and ds.attrs["record_site"] == "APB"
     assert float(ds["MScD50"]) == qtrac_d50
     assert float(ds["MScPeak"]) == pytest.approx(qtrac_peak * 1e-3)
@@ -259,9 +294,13 @@ def test_mscanfit_model_agrees_with_its_summary():
         amp = ds["msf_unit_amplitude_pct"].values
         assert amp.sum() == pytest.approx(100.0, abs=0.1)
         assert amp.max() == pytest.approx(float(ds["MSFLargestAmp_pct"]), abs=0.006)
-        assert amp.max() / 100 * float(ds["MSFPeakAmp"]) == pytest.approx(float(ds["MSFLargestAmp"]), abs=6e-6)
+        assert amp.max() / 100 * float(ds["MSFPeakAmp"]) == pytest.approx(
+            float(ds["MSFLargestAmp"]), abs=6e-6
+        )
         # MSFMeanRS is the amplitude-weighted mean relative spread (2.09 % in MSCC00302A)
-        weighted = float((ds["msf_unit_spread_pct"] * ds["msf_unit_amplitude_pct"]).sum() / amp.sum())
+        weighted = float(
+            (ds["msf_unit_spread_pct"] * ds["msf_unit_amplitude_pct"]).sum() / amp.sum()
+        )
         assert weighted == pytest.approx(float(ds["MSFMeanRS_pct"]), abs=0.005)
         assert float(ds["MSFMeanUnitAmp"]) == pytest.approx(float(ds["MSFPeakAmp"]) / n, rel=0.01)
         if "MScDuration" in ds:  # not written in MSCC00302A
@@ -278,10 +317,13 @@ def test_mef_is_the_cohort_of_its_mem_files():
     assert cohort["scanpts"].dtype == np.int64
     summary = qtrac.cmap_scan(cohort)
     assert list(summary["d50"].values) == [f[4] for f in SCAN_FACTS]
-    np.testing.assert_allclose(summary["max_cmap"].values, [f[3] * 1e-3 for f in SCAN_FACTS], atol=1e-9)
+    np.testing.assert_allclose(
+        summary["max_cmap"].values, [f[3] * 1e-3 for f in SCAN_FACTS], atol=1e-9
+    )
     one = qtrac.read_qtrac(SCAN / "MSCC00211A_OM2.MEM")
     np.testing.assert_array_equal(
-        cohort["mscan_amplitude"].sel(recording="MSCC00211A_OM2").values, one["mscan_amplitude"].values
+        cohort["mscan_amplitude"].sel(recording="MSCC00211A_OM2").values,
+        one["mscan_amplitude"].values,
     )
     assert np.isnan(cohort["mscan_amplitude"].sel(recording="MSCC00128A_OM2", mscan_point=558))
     assert "CA.EDM" not in _all_text(cohort)
@@ -291,7 +333,9 @@ def test_mef_with_a_missing_member(tmp_path):
     (tmp_path / "A.MEM").write_bytes((SCAN / "MSCC00205A_OM2.MEM").read_bytes())
     mef = tmp_path / "list.MEF"
     mef.write_bytes(b"A\r\nB_missing\r\n")
-    with pytest.raises(FormatError, match=r"list\.MEF: 1 listed MEM file\(s\) not found .*line 2: B_missing"):
+    with pytest.raises(
+        FormatError, match=r"list\.MEF: 1 listed MEM file\(s\) not found .*line 2: B_missing"
+    ):
         qtrac.read_qtrac(mef)
 
 
@@ -300,7 +344,9 @@ def test_truncated_scan_is_flagged_not_measured(tmp_path):
     cut = text.index(b"MS.300 ")
     p = tmp_path / "cut.MEM"
     p.write_bytes(text[: cut + 20])  # ends inside row MS.300
-    with pytest.warns(QCWarning, match=r"ends inside line .* dropped; the M-scan lacks 179 of rows MS.1 to MS.478"):
+    with pytest.warns(
+        QCWarning, match=r"ends inside line .* dropped; the M-scan lacks 179 of rows MS.1 to MS.478"
+    ):
         ds = qtrac.read_qtrac(p)
     assert ds.sizes["mscan_point"] == 299
     s = qtrac.cmap_scan(ds)
@@ -326,7 +372,8 @@ def test_sniff_and_read_refuses_results(tmp_path):
         "MSCC00205A_OM2.MEM holds QTRAC/QtracP results (.MEM nerve excitability and CMAP "
         "scans, .MEF lists), not recorded traces, so ncsproc.read cannot make a trace set of it "
         "(nor can ncsproc plot, info or measure): read it in Python with "
-        "ncsproc.read_qtrac(path)")
+        "ncsproc.read_qtrac(path)"
+    )
 
 
 def test_public_names():

@@ -15,8 +15,9 @@ if str(REPO) not in sys.path:
 FS = 20000.0
 
 
-def pulse(t, onset, amp, *, t_neg=4e-3, t_pos=6e-3, pos_ratio=0.4, init=0.0, t_init=0.3e-3,
-          power=2.5):
+def pulse(
+    t, onset, amp, *, t_neg=4e-3, t_pos=6e-3, pos_ratio=0.4, init=0.0, t_init=0.3e-3, power=2.5
+):
     """Compact-support CMAP/SNAP-like response (V) at times ``t`` (s).
 
     Optional initial positivity of height ``init * amp`` and length ``t_init`` starting at
@@ -57,9 +58,18 @@ def make_set(signals, *, modality="motor", t_start=0.0, fs=FS, dtype="float64", 
     signals = np.atleast_2d(np.asarray(signals))
     study = {"motor": "L_median_motor", "sensory": "L_median_sensory", "fwave": "L_ulnar_fwave"}
     return make_trace_set(
-        signals, sampling_rate=fs, t_start=t_start, exam_id="T", study=study[modality],
-        nerve="median", side="L", modality=modality, stim_site="wrist", record_site="APB",
-        dtype=dtype, n_samples=n_samples,
+        signals,
+        sampling_rate=fs,
+        t_start=t_start,
+        exam_id="T",
+        study=study[modality],
+        nerve="median",
+        side="L",
+        modality=modality,
+        stim_site="wrist",
+        record_site="APB",
+        dtype=dtype,
+        n_samples=n_samples,
     )
 
 
@@ -69,14 +79,25 @@ def run_block(signal, *, modality=0, fs=FS, t_start=0.0, n_samples=None, table=N
 
     signal = np.atleast_2d(signal)
     m = signal.shape[0]
-    ns = (np.full(m, signal.shape[1], np.int64) if n_samples is None
-          else np.asarray(n_samples, np.int64))
+    ns = (
+        np.full(m, signal.shape[1], np.int64)
+        if n_samples is None
+        else np.asarray(n_samples, np.int64)
+    )
     out = np.empty((m, K.N_OUT))
     st = np.empty(m, np.int8)
     fl = np.empty(m, np.int32)
-    K.measure_block(signal, ns, np.full(m, fs), np.full(m, float(t_start)),
-                    np.full(m, modality, np.int8), K.default_table() if table is None else table,
-                    out, st, fl)
+    K.measure_block(
+        signal,
+        ns,
+        np.full(m, fs),
+        np.full(m, float(t_start)),
+        np.full(m, modality, np.int8),
+        K.default_table() if table is None else table,
+        out,
+        st,
+        fl,
+    )
     return out, st, fl
 
 
@@ -87,11 +108,19 @@ def run_ref(signal, *, modality=0, fs=FS, t_start=0.0, n_samples=None, table=Non
 
     signal = np.atleast_2d(signal)
     m = signal.shape[0]
-    ns = (np.full(m, signal.shape[1], np.int64) if n_samples is None
-          else np.asarray(n_samples, np.int64))
-    return ref_measure_block(signal, ns, np.full(m, fs), np.full(m, float(t_start)),
-                             np.full(m, modality, np.int8),
-                             K.default_table() if table is None else table)
+    ns = (
+        np.full(m, signal.shape[1], np.int64)
+        if n_samples is None
+        else np.asarray(n_samples, np.int64)
+    )
+    return ref_measure_block(
+        signal,
+        ns,
+        np.full(m, fs),
+        np.full(m, float(t_start)),
+        np.full(m, modality, np.int8),
+        K.default_table() if table is None else table,
+    )
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ FS = 20000.0
 def motor():
     from ncsproc.simulate import response_set
 
-    ts, truth = response_set("motor", 400, seed=2024, amplitude=(1e-3, 15e-3),
-                             noise_rms=(2e-6, 10e-6))
+    ts, truth = response_set(
+        "motor", 400, seed=2024, amplitude=(1e-3, 15e-3), noise_rms=(2e-6, 10e-6)
+    )
     return ts, truth, ncsproc.measure(ts)
 
 
@@ -29,8 +30,9 @@ def sensory():
     """Antidromic SNAPs (negative-first), the recordings the issue's targets are about."""
     from ncsproc.simulate import response_set
 
-    ts, truth = response_set("sensory", 1200, seed=2024, amplitude=(3e-6, 60e-6),
-                             noise_rms=(0.2e-6, 0.5e-6))
+    ts, truth = response_set(
+        "sensory", 1200, seed=2024, amplitude=(3e-6, 60e-6), noise_rms=(0.2e-6, 0.5e-6)
+    )
     return ts, truth, ncsproc.measure(ts)
 
 
@@ -39,8 +41,14 @@ def orthodromic():
     """SNAPs of which 30 % start with a small positive lobe (orthodromic shape)."""
     from ncsproc.simulate import response_set
 
-    ts, truth = response_set("sensory", 400, seed=2024, amplitude=(3e-6, 60e-6),
-                             noise_rms=(0.2e-6, 0.5e-6), initial_positivity=0.3)
+    ts, truth = response_set(
+        "sensory",
+        400,
+        seed=2024,
+        amplitude=(3e-6, 60e-6),
+        noise_rms=(0.2e-6, 0.5e-6),
+        initial_positivity=0.3,
+    )
     return ts, truth, ncsproc.measure(ts)
 
 
@@ -108,8 +116,9 @@ def sensory_held_out():
 
     errs = []
     for seed in (31, 999, 4242):
-        ts, truth = response_set("sensory", 1200, seed=seed, amplitude=(3e-6, 60e-6),
-                                 noise_rms=(0.2e-6, 0.5e-6))
+        ts, truth = response_set(
+            "sensory", 1200, seed=seed, amplitude=(3e-6, 60e-6), noise_rms=(0.2e-6, 0.5e-6)
+        )
         errs.append(np.abs(_err(ncsproc.measure(ts), truth, "peak_latency")) * FS)
     return np.concatenate(errs)
 
@@ -183,8 +192,9 @@ def test_sensory_noise_is_no_response():
     from ncsproc.simulate import response_set
 
     ts, _ = response_set("sensory", 300, seed=2027, noise_rms=(0.2e-6, 0.5e-6))
-    noise_only = ts.assign(signal=ts["signal"] * 0 + np.random.default_rng(1).normal(
-        0, 0.4e-6, ts["signal"].shape))
+    noise_only = ts.assign(
+        signal=ts["signal"] * 0 + np.random.default_rng(1).normal(0, 0.4e-6, ts["signal"].shape)
+    )
     res = ncsproc.measure(noise_only)
     assert np.mean(res["status"].values == "no_response") >= 0.99
 
@@ -219,8 +229,15 @@ def test_f_waves():
 def test_pretrigger_baseline_and_float32():
     from ncsproc.simulate import response_set
 
-    ts, truth = response_set("motor", 200, seed=2030, amplitude=(1e-3, 15e-3),
-                             noise_rms=(2e-6, 10e-6), pretrigger=5e-3, dtype="float32")
+    ts, truth = response_set(
+        "motor",
+        200,
+        seed=2030,
+        amplitude=(1e-3, 15e-3),
+        noise_rms=(2e-6, 10e-6),
+        pretrigger=5e-3,
+        dtype="float32",
+    )
     res = ncsproc.measure(ts)
     assert (res["status"].values == "ok").all()
     e = np.abs(_err(res, truth, "onset_latency"))
@@ -248,11 +265,16 @@ def test_clipped_traces_are_saturated():
 def test_ncsproc_beats_the_peer_on_ncs_traces(motor, sensory):
     peer = pytest.importorskip("benchmarks.peer")
     if not peer.available():
-        pytest.fail("mep-cmap-analyser is not installed: pip install \".[test]\" (the comparison must run)")
+        pytest.fail(
+            'mep-cmap-analyser is not installed: pip install ".[test]" (the comparison must run)'
+        )
     for ts, truth, res in (motor, sensory):
         sub = slice(0, 120)
-        on, _, _ = peer.peer_measure(ts.isel(trace=sub), "bigoni",
-                                     gate_mV=None if ts["modality"].values[0] == "motor" else 1e-3)
+        on, _, _ = peer.peer_measure(
+            ts.isel(trace=sub),
+            "bigoni",
+            gate_mV=None if ts["modality"].values[0] == "motor" else 1e-3,
+        )
         t = truth["onset_latency"].values[sub]
         ours = np.abs(res["onset_latency"].values[sub] - t)
         theirs = np.abs(on - t)

@@ -37,9 +37,20 @@ def _flags(row):
 
 
 def _values_nan(row):
-    return all(np.isnan(float(row[v])) for v in (
-        "onset_latency", "peak_latency", "amplitude", "peak_to_peak", "negative_duration",
-        "total_duration", "negative_area", "snr", "f_latency"))
+    return all(
+        np.isnan(float(row[v]))
+        for v in (
+            "onset_latency",
+            "peak_latency",
+            "amplitude",
+            "peak_to_peak",
+            "negative_duration",
+            "total_duration",
+            "negative_area",
+            "snr",
+            "f_latency",
+        )
+    )
 
 
 def test_flat_line_is_no_response():
@@ -187,8 +198,12 @@ def test_order_pair_equals_sorting(kind):
     rng = np.random.default_rng(7)
     for _ in range(400):
         m = int(rng.integers(1, 160))
-        x = {"normal": rng.normal(size=m), "ties": rng.integers(0, 4, m).astype(float),
-             "constant": np.full(m, 2.5), "descending": -np.sort(rng.normal(size=m))}[kind]
+        x = {
+            "normal": rng.normal(size=m),
+            "ties": rng.integers(0, 4, m).astype(float),
+            "constant": np.full(m, 2.5),
+            "descending": -np.sort(rng.normal(size=m)),
+        }[kind]
         lo = int(rng.integers(0, m))
         v = np.empty(3 * m)
         v[:m] = x

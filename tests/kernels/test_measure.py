@@ -17,8 +17,14 @@ from ncsproc.errors import SchemaError
 from .conftest import REPO, make_set, pulse
 
 VARS = {
-    "onset_latency": "s", "peak_latency": "s", "amplitude": "V", "peak_to_peak": "V",
-    "negative_duration": "s", "total_duration": "s", "negative_area": "V s", "snr": "dB",
+    "onset_latency": "s",
+    "peak_latency": "s",
+    "amplitude": "V",
+    "peak_to_peak": "V",
+    "negative_duration": "s",
+    "total_duration": "s",
+    "negative_area": "V s",
+    "snr": "dB",
     "f_latency": "s",
 }
 
@@ -83,14 +89,17 @@ def test_parameters_change_results(traces):
     assert np.isnan(b["amplitude"].values).all()
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(k_detekt=3), "unknown measurement parameter 'k_detekt'"),
-    (dict(k_detect=-1), "must be a finite number >= 0"),
-    (dict(k_detect="x"), "must be a number"),
-    (dict(lobe_fraction=1.5), "between 0 and 1"),
-    (dict(motor=3), "must be a dict"),
-    (dict(n_threads=0), "n_threads"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(k_detekt=3), "unknown measurement parameter 'k_detekt'"),
+        (dict(k_detect=-1), "must be a finite number >= 0"),
+        (dict(k_detect="x"), "must be a number"),
+        (dict(lobe_fraction=1.5), "between 0 and 1"),
+        (dict(motor=3), "must be a dict"),
+        (dict(n_threads=0), "n_threads"),
+    ],
+)
 def test_bad_parameters_are_explained(traces, bad, match):
     with pytest.raises(ValueError, match=match):
         ncsproc.measure(traces, **bad)
@@ -120,16 +129,19 @@ def test_mixed_modalities_rates_and_lengths():
     from ncsproc.schema import concat_trace_sets
     from ncsproc.simulate import response_set
 
-    parts = [response_set("motor", 4, seed=1)[0],
-             response_set("sensory", 4, seed=1, sampling_rate=10000.0)[0],
-             response_set("fwave", 4, seed=1, dtype="float32")[0]]
+    parts = [
+        response_set("motor", 4, seed=1)[0],
+        response_set("sensory", 4, seed=1, sampling_rate=10000.0)[0],
+        response_set("fwave", 4, seed=1, dtype="float32")[0],
+    ]
     both = concat_trace_sets(parts)
     res = ncsproc.measure(both)
     for part in parts:
         alone = ncsproc.measure(part)
         sub = res.sel(trace=part["trace"].values)
-        np.testing.assert_allclose(sub["onset_latency"].values, alone["onset_latency"].values,
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            sub["onset_latency"].values, alone["onset_latency"].values, rtol=1e-6
+        )
 
 
 def test_empty_trace_set():
@@ -159,8 +171,14 @@ def test_numba_kill_switch_gives_the_same_results(tmp_path):
 def test_benchmark_script_quick_runs():
     """``python -m benchmarks --quick`` works (no timing is asserted)."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--quick"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "traces per second" in proc.stdout
 

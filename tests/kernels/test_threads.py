@@ -57,8 +57,9 @@ def test_measure_dask_chunks_give_the_same_results(sim_set):
 def test_measure_inside_dask_threads(sim_set):
     """measure() may itself be called from worker threads (no numba parallel=True anywhere)."""
     with ThreadPoolExecutor(max_workers=4) as pool:
-        outs = list(pool.map(lambda k: ncsproc.measure(sim_set.isel(trace=slice(k, None, 4))),
-                             range(4)))
+        outs = list(
+            pool.map(lambda k: ncsproc.measure(sim_set.isel(trace=slice(k, None, 4))), range(4))
+        )
     full = ncsproc.measure(sim_set)
     for k, out in enumerate(outs):
         _same(full.isel(trace=slice(k, None, 4)), out)

@@ -16,20 +16,27 @@ def _random_traces(rng, m, width=600, *, sensory=False):
     rows = []
     for _ in range(m):
         kind = rng.integers(0, 10)
-        amp = (10 ** rng.uniform(-5.5, -4) if sensory else 10 ** rng.uniform(-4, -2))
+        amp = 10 ** rng.uniform(-5.5, -4) if sensory else 10 ** rng.uniform(-4, -2)
         noise = amp / 10 ** rng.uniform(0.3, 3)
         onset = rng.uniform(1.2e-3, 8e-3)
         x = rng.normal(0, noise, width)
         if kind < 7:
             sign = 1 if rng.uniform() < 0.85 else -1
-            x += sign * pulse(t, onset, amp, t_neg=rng.uniform(0.5e-3, 5e-3),
-                              t_pos=rng.uniform(1e-3, 8e-3), pos_ratio=rng.uniform(0, 0.8),
-                              init=rng.choice([0, 0, rng.uniform(0.05, 0.5)]))
+            x += sign * pulse(
+                t,
+                onset,
+                amp,
+                t_neg=rng.uniform(0.5e-3, 5e-3),
+                t_pos=rng.uniform(1e-3, 8e-3),
+                pos_ratio=rng.uniform(0, 0.8),
+                init=rng.choice([0, 0, rng.uniform(0.05, 0.5)]),
+            )
         if kind == 7:
             x[:] = rng.normal(0, 1) * 1e-3  # flat line
         if rng.uniform() < 0.7:
-            x += artefact(t, rng.choice([-1, 1]) * 10 ** rng.uniform(-4, -1.7),
-                          rng.uniform(3e-5, 3e-4))
+            x += artefact(
+                t, rng.choice([-1, 1]) * 10 ** rng.uniform(-4, -1.7), rng.uniform(3e-5, 3e-4)
+            )
         x += rng.normal(0, 1e-4) * (rng.uniform() < 0.3)
         if kind == 8:
             x[rng.integers(0, width, 3)] = np.nan
@@ -44,8 +51,9 @@ def _compare(signal, **kw):
     out, st, fl = run_block(signal, **kw)
     rout, rst, rfl = run_ref(signal, **kw)
     bad = np.flatnonzero((st != rst) | (fl != rfl))
-    assert bad.size == 0, (f"status/flags differ at rows {bad[:10]}: "
-                           f"{st[bad]} {rst[bad]} {fl[bad]} {rfl[bad]}")
+    assert bad.size == 0, (
+        f"status/flags differ at rows {bad[:10]}: {st[bad]} {rst[bad]} {fl[bad]} {rfl[bad]}"
+    )
     assert_close(out, rout)
     return out, st, fl
 
@@ -53,8 +61,14 @@ def _compare(signal, **kw):
 # absolute tolerances per output column: 1 ns, 0.1 nV, 1e-13 V s, 1e-6 dB (the kernel and the
 # twin solve the artefact fit differently, so last-digit differences propagate)
 ATOL = np.zeros(K.N_OUT)
-for _k in (K.O_ONSET, K.O_PEAK, K.O_NEG_DURATION, K.O_TOTAL_DURATION, K.O_F_LATENCY,
-           K.O_ARTEFACT_END):
+for _k in (
+    K.O_ONSET,
+    K.O_PEAK,
+    K.O_NEG_DURATION,
+    K.O_TOTAL_DURATION,
+    K.O_F_LATENCY,
+    K.O_ARTEFACT_END,
+):
     ATOL[_k] = 1e-9
 for _k in (K.O_AMPLITUDE, K.O_P2P, K.O_BASELINE, K.O_NOISE):
     ATOL[_k] = 1e-10
@@ -67,10 +81,11 @@ def assert_close(out, rout, rtol=1e-6):
     same_nan = np.isnan(out) == np.isnan(rout)
     diff = np.abs(np.nan_to_num(out - rout, nan=0.0, posinf=0.0, neginf=0.0))
     ok = same_nan & (diff <= ATOL + rtol * np.abs(np.nan_to_num(rout, posinf=0.0)))
-    ok |= (out == rout)  # equal infinities
+    ok |= out == rout  # equal infinities
     bad = np.argwhere(~ok)
     assert bad.size == 0, "kernel != twin at (row, column) " + ", ".join(
-        f"{tuple(b)}: {out[tuple(b)]!r} vs {rout[tuple(b)]!r}" for b in bad[:5])
+        f"{tuple(b)}: {out[tuple(b)]!r} vs {rout[tuple(b)]!r}" for b in bad[:5]
+    )
 
 
 @pytest.mark.parametrize("modality", [0, 1, 2])
@@ -122,7 +137,8 @@ def test_helpers_match_twins(rng):
     s = np.empty(500)
     K._core.smooth_into(y, 10, 500, 1e-6, 2, s)
     sr = KERNEL_REFERENCES["fit_peak"] and __import__(
-        "ncsproc.kernels._reference", fromlist=["x"]).ref_smooth_all(y, 10, 500, 1e-6, 2)
+        "ncsproc.kernels._reference", fromlist=["x"]
+    ).ref_smooth_all(y, 10, 500, 1e-6, 2)
     np.testing.assert_allclose(s[:490], sr, rtol=0, atol=1e-15)
     for name, args in [
         ("first_sustained", (sr, 10, 10, 490, 3e-5, 3)),
@@ -141,8 +157,9 @@ def test_helpers_match_twins(rng):
         kern, ref = KERNEL_REFERENCES[name]
         got = kern(*args)
         want = ref(*args[:-1]) if name == "robust_line" else ref(*args)  # no scratch array
-        np.testing.assert_allclose(np.asarray(got, float), np.asarray(want, float), rtol=1e-9,
-                                   atol=1e-15, err_msg=name)
+        np.testing.assert_allclose(
+            np.asarray(got, float), np.asarray(want, float), rtol=1e-9, atol=1e-15, err_msg=name
+        )
 
 
 def test_param_constants_match_table():

@@ -11,8 +11,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(args, **kw) -> subprocess.CompletedProcess:
     """``python -m ncsproc.pipeline ...`` in a subprocess (what a user runs)."""
-    return subprocess.run([sys.executable, "-m", "ncsproc.pipeline", *map(str, args)],
-                          capture_output=True, text=True, timeout=kw.pop("timeout", 120), **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "ncsproc.pipeline", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=kw.pop("timeout", 120),
+        **kw,
+    )
 
 
 def table_files(out: Path) -> dict[str, bytes]:

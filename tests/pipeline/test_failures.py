@@ -24,8 +24,20 @@ def test_corrupt_file_among_good_ones(copy_exams, reference_run, tmp_path):
     junk = src / "EX0005" / "notes.txt"
     junk.write_text("free text notes about the exam; not a trace file\n")
     out = tmp_path / "out"
-    code, err = cli(["extract", src, "--out", out, "--scheduler", "threads", "--workers", "2",
-                    "--batch-size", "2"])
+    code, err = cli(
+        [
+            "extract",
+            src,
+            "--out",
+            out,
+            "--scheduler",
+            "threads",
+            "--workers",
+            "2",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert code == 1, err
     assert "1 failure(s)" in err and "errors.csv" in err
     errors = _csv(out / "errors.csv")
@@ -35,15 +47,20 @@ def test_corrupt_file_among_good_ones(copy_exams, reference_run, tmp_path):
     # everything else is there, identical to the reference run of the whole cohort
     got = _csv(out / "responses.csv")
     ref = _csv(ref_out / "responses.csv")
-    ref = ref[ref["exam_id"].isin(["EX0001", "EX0003", "EX0005"])
-              & (ref["source_file"] != "EX0003/L_median_motor.edf")].reset_index(drop=True)
+    ref = ref[
+        ref["exam_id"].isin(["EX0001", "EX0003", "EX0005"])
+        & (ref["source_file"] != "EX0003/L_median_motor.edf")
+    ].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, ref)
     nerves = _csv(out / "nerves.csv")
     assert set(nerves["exam_id"]) == {"EX0001", "EX0003", "EX0005"}
     assert "L_median_motor" not in set(nerves.loc[nerves["exam_id"] == "EX0003", "study"])
     exams = pd.read_csv(out / "exams.csv")
     assert exams.set_index("exam_id")["n_files_failed"].to_dict() == {
-        "EX0001": 0, "EX0003": 1, "EX0005": 0}
+        "EX0001": 0,
+        "EX0003": 1,
+        "EX0005": 0,
+    }
     # the damaged file is reported again by a rerun (its error is cached with the exam)
     again_code, again_err = cli(["extract", src, "--out", out, "--scheduler", "synchronous"])
     assert again_code == 1 and "0 computed, 3 cached" in again_err
@@ -57,8 +74,17 @@ def test_a_file_named_explicitly_is_always_reported(copy_exams, tmp_path):
     # inside a folder walk, a table no trace reader recognises is not an input ...
     assert cli(["extract", src, "--out", out, "--scheduler", "synchronous"])[0] == 0
     # ... but named on the command line it is, and its refusal is reported
-    code, err = cli(["extract", src / "EX0002" / "L_median_motor.edf", other, "--out",
-                    tmp_path / "out2", "--scheduler", "synchronous"])
+    code, err = cli(
+        [
+            "extract",
+            src / "EX0002" / "L_median_motor.edf",
+            other,
+            "--out",
+            tmp_path / "out2",
+            "--scheduler",
+            "synchronous",
+        ]
+    )
     assert code == 1
     errors = _csv(tmp_path / "out2" / "errors.csv")
     assert errors["source_file"].tolist() == ["readme.csv"]
@@ -114,8 +140,18 @@ def test_manifest_groups_files_and_adds_facts(cohort, tmp_path):
     side.write_text(side.read_text().replace('"SIM0002"', '"SIM9999"'))
     shutil.copy(man, inputs / "manifest.csv")
     out = tmp_path / "out"
-    code, err = cli(["extract", inputs, "--out", out, "--manifest", inputs / "manifest.csv",
-                    "--scheduler", "synchronous"])
+    code, err = cli(
+        [
+            "extract",
+            inputs,
+            "--out",
+            out,
+            "--manifest",
+            inputs / "manifest.csv",
+            "--scheduler",
+            "synchronous",
+        ]
+    )
     assert code == 1, err
     exams = pd.read_csv(out / "exams.csv", keep_default_na=False)
     assert exams["exam_id"].tolist() == ["VISIT-A", "VISIT-B"]
@@ -130,7 +166,8 @@ def test_manifest_groups_files_and_adds_facts(cohort, tmp_path):
     assert by["EX0002/L_sural_sensory.edf"] == "FormatError"  # sidecar says SIM0002
     assert by["EX0002/not_there.edf"] == "NotFound"
     assert {k for k, v in by.items() if v == "NotInManifest"} == {
-        f"EX0004/{f.name}" for f in (cohort / "EX0004").glob("*.edf")}
+        f"EX0004/{f.name}" for f in (cohort / "EX0004").glob("*.edf")
+    }
     assert "manifest.csv" not in set(errors["source_file"])
 
 
@@ -139,8 +176,17 @@ def test_duplicate_exam_folders_are_reported(cohort, tmp_path):
     shutil.copytree(cohort / "EX0001", a)
     shutil.copytree(cohort / "EX0001", b)
     shutil.copytree(cohort / "EX0002", tmp_path / "site_b" / "EX0002")
-    code, err = cli(["extract", tmp_path / "site_a", tmp_path / "site_b", "--out",
-                    tmp_path / "out", "--scheduler", "synchronous"])
+    code, err = cli(
+        [
+            "extract",
+            tmp_path / "site_a",
+            tmp_path / "site_b",
+            "--out",
+            tmp_path / "out",
+            "--scheduler",
+            "synchronous",
+        ]
+    )
     assert code == 1
     errors = _csv(tmp_path / "out" / "errors.csv")
     assert errors["error"].tolist() == ["DuplicateExamId", "DuplicateExamId"]
@@ -151,8 +197,17 @@ def test_real_sample_files_are_reported_not_crashed(tmp_path):
     """data_samples/real holds a CED demo file (ECG, no nerve) and QTRAC results: the CFS file
     is a trace format that cannot be a nerve study without a sidecar, the MEM files are no
     trace input at all."""
-    code, err = cli(["extract", REPO / "data_samples", "--out", tmp_path / "out", "--scheduler",
-                    "synchronous", "--no-traces"])
+    code, err = cli(
+        [
+            "extract",
+            REPO / "data_samples",
+            "--out",
+            tmp_path / "out",
+            "--scheduler",
+            "synchronous",
+            "--no-traces",
+        ]
+    )
     assert code == 1
     errors = _csv(tmp_path / "out" / "errors.csv")
     assert errors["source_file"].tolist() == ["real/cfs/test_file.cfs"]
@@ -190,10 +245,13 @@ def test_files_beside_exam_folders_are_no_exam(copy_exams, cohort, tmp_path):
     plan = plan_inputs([root])
     assert [e.exam_id for e in plan.exams] == ["EX0001", "EX0002", "EX0003"]
     assert sorted(f.source_file for f in plan.skipped) == [
-        "site_b/notes.txt", *sorted(p.name for p in cohort.glob("truth_*.csv"))]
+        "site_b/notes.txt",
+        *sorted(p.name for p in cohort.glob("truth_*.csv")),
+    ]
     assert plan.n_candidates == sum(e.n_files for e in plan.exams)
-    code, err = cli(["extract", root, "--out", tmp_path / "out", "--scheduler", "synchronous",
-                     "--no-traces"])
+    code, err = cli(
+        ["extract", root, "--out", tmp_path / "out", "--scheduler", "synchronous", "--no-traces"]
+    )
     assert code == 0, err
     assert f"{plan.n_candidates} candidate file(s) in 3 exam(s) (folders)" in err
     assert "skipped 5 file(s) beside the exam folders that no trace reader recognises" in err
@@ -209,8 +267,9 @@ def test_files_beside_exam_folders_are_no_exam(copy_exams, cohort, tmp_path):
     (root / "EX0009").mkdir()
     (root / "EX0009" / "notes.txt").write_text("no recording\n")
     (root / edf.name).unlink()
-    code, err = cli(["extract", root, "--out", tmp_path / "out2", "--scheduler", "synchronous",
-                     "--no-traces"])
+    code, err = cli(
+        ["extract", root, "--out", tmp_path / "out2", "--scheduler", "synchronous", "--no-traces"]
+    )
     assert code == 0, err
     assert "1 folder(s) held no trace file and are not exams: EX0009/" in err
     assert "3 exam(s) (3 computed, 0 cached)" in err

@@ -24,8 +24,12 @@ from .helpers import REPO, cli
 
 DATA = REPO / "data_samples" / "simulated"
 HEADER = "trace_id,marker,time_ms,reviewer,reason\n"
-REVIEW_COLS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
-               "exams": "reviewed_traces"}
+REVIEW_COLS = {
+    "responses": "reviewed",
+    "sites": "reviewed",
+    "nerves": "reviewed_traces",
+    "exams": "reviewed_traces",
+}
 
 
 def _text(path: Path) -> pd.DataFrame:
@@ -48,8 +52,11 @@ def base(tmp_path_factory) -> Path:
 def distal_median(base) -> dict:
     """The distal site of EX0001's median motor study, as the reference run measured it."""
     sites = _text(base / "sites.csv")
-    row = sites[(sites["exam_id"] == "EX0001") & (sites["study"] == "L_median_motor")
-                & (sites["site_index"] == "0")].iloc[0]
+    row = sites[
+        (sites["exam_id"] == "EX0001")
+        & (sites["study"] == "L_median_motor")
+        & (sites["site_index"] == "0")
+    ].iloc[0]
     return row.to_dict()
 
 
@@ -64,9 +71,12 @@ def reviewed(base, distal_median, tmp_path_factory):
     root = tmp_path_factory.mktemp("reviewed")
     path = root / "overrides.csv"
     onset = float(distal_median["onset_ms"])
-    path.write_text("# review of 2024-05-02\n" + HEADER
-                    + f"{distal_median['trace']},onset,{onset + 1:.3f},Dr Rev,late take-off\n",
-                    encoding="utf-8")
+    path.write_text(
+        "# review of 2024-05-02\n"
+        + HEADER
+        + f"{distal_median['trace']},onset,{onset + 1:.3f},Dr Rev,late take-off\n",
+        encoding="utf-8",
+    )
     out = _copy(base, root / "out")
     return out, _run(out, path), path
 
@@ -80,8 +90,11 @@ def test_only_the_reviewed_exam_is_recomputed(reviewed):
 def _added(name: str, base_columns) -> list[str]:
     """The columns --overrides appends to a table: the review column, then the originals."""
     col = REVIEW_COLS.get(name)
-    originals = [CHANGED_COLUMN, *(oc for oc, _ in original_columns(name, base_columns))] \
-        if name in ORIGINAL_KEYS else []
+    originals = (
+        [CHANGED_COLUMN, *(oc for oc, _ in original_columns(name, base_columns))]
+        if name in ORIGINAL_KEYS
+        else []
+    )
     return [*([col] if col else []), *originals]
 
 
@@ -96,8 +109,11 @@ def _split(base_t: pd.DataFrame, new_t: pd.DataFrame, name: str):
 # explanations; in exams and criteria everything but the pattern, levels, states and values
 def _no_original(name: str, column: str) -> bool:
     return name in ("exams", "criteria") or (
-        column.endswith("_not_evaluated") or "_uln_" in column or "_lln_" in column
-        or column in ("limits_status", "limits_missing"))
+        column.endswith("_not_evaluated")
+        or "_uln_" in column
+        or "_lln_" in column
+        or column in ("limits_status", "limits_missing")
+    )
 
 
 def _check_originals(base: Path, out: Path, name: str) -> pd.DataFrame:
@@ -126,13 +142,18 @@ def _no_originals(table: pd.DataFrame) -> bool:
 def test_responses_and_sites_change_in_the_reviewed_row_only(base, reviewed, distal_median):
     out, _, _ = reviewed
     on = float(distal_median["onset_ms"])
-    for name, key in (("responses", ["exam_id", "study", "record"]),
-                      ("sites", ["exam_id", "study", "site_index"])):
+    for name, key in (
+        ("responses", ["exam_id", "study", "record"]),
+        ("sites", ["exam_id", "study", "site_index"]),
+    ):
         before = _text(base / f"{name}.csv")
         after, marks = _split(before, _text(out / f"{name}.csv"), name)
         assert (after[key] == before[key]).all().all()
-        target = ((before["exam_id"] == "EX0001") & (before["study"] == "L_median_motor")
-                  & (before["stim_site"] == distal_median["stim_site"])).to_numpy()
+        target = (
+            (before["exam_id"] == "EX0001")
+            & (before["study"] == "L_median_motor")
+            & (before["stim_site"] == distal_median["stim_site"])
+        ).to_numpy()
         assert target.sum() == 1
         assert list(marks[target]) == ["onset"] and (marks[~target] == "").all()
         pd.testing.assert_frame_equal(after[~target], before[~target])
@@ -159,8 +180,11 @@ def test_nerve_features_criteria_and_pattern_follow(base, reviewed, distal_media
     seg = _text(out / "segments.csv")
     seg = seg[(seg["exam_id"] == "EX0001") & (seg["study"] == "L_median_motor")].iloc[0]
     resp = _text(out / "responses.csv")
-    prox = resp[(resp["exam_id"] == "EX0001") & (resp["study"] == "L_median_motor")
-                & (resp["stim_site"] == seg["proximal_site"])].iloc[0]
+    prox = resp[
+        (resp["exam_id"] == "EX0001")
+        & (resp["study"] == "L_median_motor")
+        & (resp["stim_site"] == seg["proximal_site"])
+    ].iloc[0]
     cv = float(seg["distance_mm"]) / (float(prox["onset_ms"]) - dml)  # mm/ms = m/s
     d = float(distal_median["distance_mm"])
     assert float(row["cv_m_s"]) == pytest.approx(cv, rel=2e-3)
@@ -169,15 +193,20 @@ def test_nerve_features_criteria_and_pattern_follow(base, reviewed, distal_media
     assert float(row["cv_m_s"]) > float(old["cv_m_s"]) and float(row["tli"]) < float(old["tli"])
     # the criteria follow the new values: temporal dispersion uses the shortened distal CMAP
     crit = _text(out / "criteria.csv")
-    td = crit[(crit["exam_id"] == "EX0001") & (crit["study"] == "L_median_motor")
-              & (crit["criterion"] == "td") & (crit["criteria_set"] == "efns_pns_2010")].iloc[0]
+    td = crit[
+        (crit["exam_id"] == "EX0001")
+        & (crit["study"] == "L_median_motor")
+        & (crit["criterion"] == "td")
+        & (crit["criteria_set"] == "efns_pns_2010")
+    ].iloc[0]
     assert float(td["value"]) == pytest.approx(float(row["max_td_pct"]), abs=0.01)
     assert td["state"] == ("met" if float(td["value"]) > 30 else "not_met")
     cb = _text(base / "criteria.csv")
     keep = (cb["exam_id"] != "EX0001").to_numpy()
     assert list(crit.columns) == [*cb.columns, *_added("criteria", cb.columns)]
-    pd.testing.assert_frame_equal(crit[keep][list(cb.columns)].reset_index(drop=True),
-                                  cb[keep].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        crit[keep][list(cb.columns)].reset_index(drop=True), cb[keep].reset_index(drop=True)
+    )
     eb = _text(base / "exams.csv")
     ea, emarks = _split(eb, _text(out / "exams.csv"), "exams")
     first = (eb["exam_id"] == "EX0001").to_numpy()
@@ -224,8 +253,12 @@ def test_reviews_table_and_provenance(reviewed, distal_median):
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     rev = _text(out / "reviews.csv")
     assert list(rev.columns) == list(REVIEWS_COLUMNS)
-    assert list(rev["variable"]) == ["onset_latency", "negative_duration", "total_duration",
-                                     "negative_area"]
+    assert list(rev["variable"]) == [
+        "onset_latency",
+        "negative_duration",
+        "total_duration",
+        "negative_area",
+    ]
     assert set(rev["trace_id"]) == {distal_median["trace"]} and set(rev["exam_id"]) == {"EX0001"}
     assert set(rev["marker"]) == {"onset"} and set(rev["line"]) == {"3"}
     assert set(rev["reviewer"]) == {"Dr Rev"} and set(rev["reason"]) == {"late take-off"}
@@ -261,18 +294,28 @@ def test_editing_the_file_recomputes_exactly_the_exams_it_concerns(base, reviewe
     out0, _, path = reviewed
     out = _copy(out0, tmp_path / "out")
     sites = _text(base / "sites.csv")
-    other = sites[(sites["exam_id"] == "EX0004") & (sites["study"] == "L_ulnar_motor")
-                  & (sites["site_index"] == "0")].iloc[0]
+    other = sites[
+        (sites["exam_id"] == "EX0004")
+        & (sites["study"] == "L_ulnar_motor")
+        & (sites["site_index"] == "0")
+    ].iloc[0]
     edited = tmp_path / "overrides.csv"
-    edited.write_text(path.read_text() + f"{other['trace']},peak,{other['peak_ms']},Dr Rev,"
-                      "\"confirmed, as measured\"\n# end\n", encoding="utf-8")
+    edited.write_text(
+        path.read_text() + f"{other['trace']},peak,{other['peak_ms']},Dr Rev,"
+        '"confirmed, as measured"\n# end\n',
+        encoding="utf-8",
+    )
     result = _run(out, edited)
     assert (result.n_computed, result.n_cached) == (1, 3)  # EX0004 only
     marks = _text(out / "responses.csv")["reviewed"]
     assert sorted(marks[marks != ""]) == ["onset", "peak"]
     rev = _text(out / "reviews.csv")
     assert list(rev[rev["exam_id"] == "EX0004"]["variable"]) == [
-        "peak_latency", "amplitude", "peak_to_peak", "snr"]
+        "peak_latency",
+        "amplitude",
+        "peak_to_peak",
+        "snr",
+    ]
     assert set(rev["overrides_sha256"]) == {hashlib.sha256(edited.read_bytes()).hexdigest()}
     # without the file: every exam from the cache, every table as in the reference run
     result = _run(out)
@@ -291,8 +334,11 @@ def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tm
         n = nerves[(nerves["exam_id"] == "EX0003") & (nerves["study"] == study)].iloc[0]
         assert float(n["dml_pct_uln"]) < 150
         uln = float(n["dml_ms"]) / (float(n["dml_pct_uln"]) / 100)
-        s = sites[(sites["exam_id"] == "EX0003") & (sites["study"] == study)
-                  & (sites["site_index"] == "0")].iloc[0]
+        s = sites[
+            (sites["exam_id"] == "EX0003")
+            & (sites["study"] == study)
+            & (sites["site_index"] == "0")
+        ].iloc[0]
         new = round(1.55 * uln, 2)
         assert new < float(s["peak_ms"])
         lines.append(f"{s['trace']},onset,{new},Dr Rev,prolonged distal latency\n")
@@ -309,16 +355,21 @@ def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tm
         assert "dml" in row["efns_pns_2010_met"].split(";")
         assert "dml" in row["ean_pns_2021_met"].split(";")
         for cs in ("efns_pns_2010", "ean_pns_2021"):
-            sel = ((ca["exam_id"] == "EX0003") & (ca["study"] == study)
-                   & (ca["criteria_set"] == cs) & (ca["criterion"] == "dml"))
+            sel = (
+                (ca["exam_id"] == "EX0003")
+                & (ca["study"] == study)
+                & (ca["criteria_set"] == cs)
+                & (ca["criterion"] == "dml")
+            )
             old = cb[sel.to_numpy()].iloc[0]
             new = ca[sel].iloc[0]
             assert (old["state"], old["met"]) == ("not_met", "False")
             assert (new["state"], new["met"]) == ("met", "True")
             assert float(new["value"]) == pytest.approx(float(row["dml_pct_uln"]), abs=0.01)
     keep = (cb["exam_id"] != "EX0003").to_numpy()
-    pd.testing.assert_frame_equal(ca[keep][list(cb.columns)].reset_index(drop=True),
-                                  cb[keep].reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        ca[keep][list(cb.columns)].reset_index(drop=True), cb[keep].reset_index(drop=True)
+    )
     assert (_text(out / "exams.csv")["reviewed_traces"].str.count("EX0003/") == [0, 0, 2, 0]).all()
     # the machine values beside the reviewed ones: the first run's
     for name in ORIGINAL_KEYS:
@@ -331,8 +382,12 @@ def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tm
         assert row["original_dml_pct_uln"] == old["dml_pct_uln"]
         assert row["original_efns_pns_2010_met"] == old["efns_pns_2010_met"]
         for cs in ("efns_pns_2010", "ean_pns_2021"):
-            sel = ((ca["exam_id"] == "EX0003") & (ca["study"] == study)
-                   & (ca["criteria_set"] == cs) & (ca["criterion"] == "dml"))
+            sel = (
+                (ca["exam_id"] == "EX0003")
+                & (ca["study"] == study)
+                & (ca["criteria_set"] == cs)
+                & (ca["criterion"] == "dml")
+            )
             assert ca[sel].iloc[0]["original_state"] == "not_met"
     assert _no_originals(na[na["exam_id"] != "EX0003"])
     assert _no_originals(ca[ca["exam_id"] != "EX0003"])
@@ -346,35 +401,47 @@ def test_a_distal_latency_beyond_150_pct_of_uln_meets_the_dml_criterion(base, tm
 
 def test_an_invalid_file_is_a_usage_error(tmp_path):
     path = tmp_path / "bad.csv"
-    path.write_text(HEADER + "EX0001/L_median_motor/0,onset,3.4.5,Dr A,x\n"
-                    "EX0001/L_median_motor/0,peek,5,Dr A,x\n"
-                    "EX0001/L_median_motor/1,onset,8,,x\n", encoding="utf-8")
+    path.write_text(
+        HEADER + "EX0001/L_median_motor/0,onset,3.4.5,Dr A,x\n"
+        "EX0001/L_median_motor/0,peek,5,Dr A,x\n"
+        "EX0001/L_median_motor/1,onset,8,,x\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "out"
-    code, err = cli(["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q",
-                     "--overrides", path])
+    code, err = cli(
+        ["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q", "--overrides", path]
+    )
     assert code == 2
-    for line, what in ((2, "time_ms '3.4.5' is not a number"), (3, "marker 'peek'"),
-                       (4, "reviewer is empty")):
+    for line, what in (
+        (2, "time_ms '3.4.5' is not a number"),
+        (3, "marker 'peek'"),
+        (4, "reviewer is empty"),
+    ):
         assert f"bad.csv line {line}: {what}" in err
     assert not out.exists()  # nothing is written for a usage error
 
 
 def test_unknown_trace_ids_are_error_rows(base, tmp_path):
     path = tmp_path / "rev.csv"
-    path.write_text(HEADER + "EX0002/L_median_motor/7,onset,3,Dr A,x\n"
-                    "EX0042/L_median_motor/0,onset,3,Dr A,x\n", encoding="utf-8")
+    path.write_text(
+        HEADER + "EX0002/L_median_motor/7,onset,3,Dr A,x\nEX0042/L_median_motor/0,onset,3,Dr A,x\n",
+        encoding="utf-8",
+    )
     out = _copy(base, tmp_path / "out")
-    code, err = cli(["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q",
-                     "--overrides", path])
+    code, err = cli(
+        ["extract", DATA, "--out", out, "--scheduler", "synchronous", "-q", "--overrides", path]
+    )
     assert code == 1, err
     errors = _text(out / "errors.csv")
     assert list(errors["source_file"]) == ["rev.csv", "rev.csv"]
     assert set(errors["stage"]) == {"review"} and set(errors["error"]) == {"OverrideError"}
     msg = dict(zip(errors["exam_id"], errors["message"], strict=True))
-    assert msg["EX0002"].startswith("rev.csv line 2: trace 'EX0002/L_median_motor/7' is not a "
-                                    "measured trace")
-    assert msg[""].startswith("rev.csv line 3: trace 'EX0042/L_median_motor/0' belongs to no "
-                              "exam of this run")
+    assert msg["EX0002"].startswith(
+        "rev.csv line 2: trace 'EX0002/L_median_motor/7' is not a measured trace"
+    )
+    assert msg[""].startswith(
+        "rev.csv line 3: trace 'EX0042/L_median_motor/0' belongs to no exam of this run"
+    )
     # nothing was applied
     before, after = _text(base / "responses.csv"), _text(out / "responses.csv")
     assert (after["reviewed"] == "").all()

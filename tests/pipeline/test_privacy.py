@@ -51,6 +51,7 @@ def test_no_absolute_path_and_no_patient_name_in_outputs(cohort, tmp_path):
             assert word.encode() not in data, (p.name, word)
             assert word.encode("utf-16-le") not in data, (p.name, word)
     import pyarrow.parquet as pq  # in the test extra
+
     for p in out.glob("*.parquet"):  # compressed: search the decoded cells too
         table = pq.read_table(p)
         for column in table.column_names:

@@ -57,8 +57,7 @@ def test_qc_flags_and_diagnostics_equal_measure(reference_run):
     traces = read_native(out / "cohort.h5")
     m = ncsproc.measure(traces)
     bits = m["qc_flags"].values.astype(int)
-    names = [";".join(FLAG_NAMES[mask][0] for mask in sorted(FLAG_NAMES) if b & mask)
-             for b in bits]
+    names = [";".join(FLAG_NAMES[mask][0] for mask in sorted(FLAG_NAMES) if b & mask) for b in bits]
     expected = dict(zip(m["trace"].values.astype(str), names, strict=True))
     responses = _text(out / "responses.csv")
     got = dict(zip(responses["trace_id"], responses["qc_flags"], strict=True))
@@ -68,9 +67,13 @@ def test_qc_flags_and_diagnostics_equal_measure(reference_run):
     assert list(order) == sorted(order)  # bit order
     at = pd.Index(responses["trace_id"]).get_indexer(m["trace"].values.astype(str))
     assert (at >= 0).all()
-    for col, var, factor, d in (("baseline_uv", "baseline_level", 1e6, 2),
-                                ("noise_uv", "noise_sd", 1e6, 2),
-                                ("artefact_end_ms", "artefact_end", 1e3, 3)):
-        want = [("" if not np.isfinite(v) else f"{np.round(v * factor, d):.{d}f}")
-                for v in m[var].values.astype(float)]
+    for col, var, factor, d in (
+        ("baseline_uv", "baseline_level", 1e6, 2),
+        ("noise_uv", "noise_sd", 1e6, 2),
+        ("artefact_end_ms", "artefact_end", 1e3, 3),
+    ):
+        want = [
+            ("" if not np.isfinite(v) else f"{np.round(v * factor, d):.{d}f}")
+            for v in m[var].values.astype(float)
+        ]
         assert list(responses[col].to_numpy()[at]) == want, col

@@ -31,9 +31,22 @@ def _kill_mid_run(cohort, out, total: int) -> int:
     """Start a CLI run, SIGKILL it once some but not all exams are committed."""
     catalog = out / ".ncsproc" / "catalog.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ncsproc.pipeline", "extract", str(cohort), "--out", str(out),
-         "--scheduler", "synchronous", "--batch-size", "1", "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "ncsproc.pipeline",
+            "extract",
+            str(cohort),
+            "--out",
+            str(out),
+            "--scheduler",
+            "synchronous",
+            "--batch-size",
+            "1",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -91,8 +104,9 @@ def test_rerun_is_a_no_op(cohort, tmp_path):
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir() if p.is_file()}
     assert after == before
     # other settings: nothing of the cache is reused, and the tables change accordingly
-    third = extract([cohort], out, scheduler="synchronous", config="pipelines/lab-example.toml",
-                    parquet=False)
+    third = extract(
+        [cohort], out, scheduler="synchronous", config="pipelines/lab-example.toml", parquet=False
+    )
     assert third.n_computed == 8 and third.n_cached == 0
     exams = pd.read_csv(out / "exams.csv")
     assert set(exams["limits_version"]) == {"lab-example@2026.1"}

@@ -27,13 +27,15 @@ def _assert_same_tables(out: Path, ref: Path):
     "scheduler, workers, batch",
     [("threads", 2, 3), ("processes", 2, 2), ("synchronous", None, 1)],
 )
-def test_schedulers_give_identical_tables(cohort, reference_run, tmp_path, scheduler, workers,
-                                          batch):
+def test_schedulers_give_identical_tables(
+    cohort, reference_run, tmp_path, scheduler, workers, batch
+):
     from ncsproc.pipeline import extract
 
     out = tmp_path / "out"
-    result = extract([cohort], out, scheduler=scheduler, workers=workers, batch_size=batch,
-                     traces=False)
+    result = extract(
+        [cohort], out, scheduler=scheduler, workers=workers, batch_size=batch, traces=False
+    )
     assert result.exit_status == 0 and result.n_computed == 8
     _assert_same_tables(out, reference_run[0])
 
@@ -69,8 +71,15 @@ def test_a_local_worker_process_that_dies_is_replaced(cohort, reference_run, tmp
                 killed.append(pids[0])
 
     out = tmp_path / "out"
-    result = extract([cohort], out, scheduler="processes", workers=2, batch_size=1,
-                     traces=False, progress=progress)
+    result = extract(
+        [cohort],
+        out,
+        scheduler="processes",
+        workers=2,
+        batch_size=1,
+        traces=False,
+        progress=progress,
+    )
     assert killed, "no pool worker was found to kill"
     assert result.exit_status == 0 and result.n_exams == 8
     _assert_same_tables(out, reference_run[0])
@@ -114,25 +123,58 @@ def dask_cluster(tmp_path_factory):
     try:
         log = open(folder / "scheduler.log", "w")
         logs.append(log)
-        procs.append(subprocess.Popen(
-            [*dask, "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(sched_file)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
+        procs.append(
+            subprocess.Popen(
+                [
+                    *dask,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(sched_file),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=folder,
+            )
+        )
         deadline = time.monotonic() + 60
         while not sched_file.exists():
             if time.monotonic() > deadline or procs[0].poll() is not None:
-                raise RuntimeError("dask scheduler did not start: "
-                                   + (folder / "scheduler.log").read_text()[-2000:])
+                raise RuntimeError(
+                    "dask scheduler did not start: "
+                    + (folder / "scheduler.log").read_text()[-2000:]
+                )
             time.sleep(0.1)
         for i in range(2):
             log = open(folder / f"worker{i}.log", "w")
             logs.append(log)
-            procs.append(subprocess.Popen(
-                [*worker, "--scheduler-file", str(sched_file), "--nworkers", "1", "--nthreads",
-                 "1", "--no-dashboard", "--name", f"w{i}", "--local-directory", str(folder)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder))
-        with Client(scheduler_file=str(sched_file), timeout="30s",
-                    set_as_default=False) as client:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        *worker,
+                        "--scheduler-file",
+                        str(sched_file),
+                        "--nworkers",
+                        "1",
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--name",
+                        f"w{i}",
+                        "--local-directory",
+                        str(folder),
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=folder,
+                )
+            )
+        with Client(scheduler_file=str(sched_file), timeout="30s", set_as_default=False) as client:
             client.wait_for_workers(2, timeout=90)
         yield {"file": sched_file, "address": json.loads(sched_file.read_text())["address"]}
     finally:
@@ -147,8 +189,19 @@ def test_distributed_cluster_by_address(cohort, reference_run, tmp_path, dask_cl
     from .helpers import cli
 
     assert dask_cluster["address"].startswith("tcp://127.0.0.1:")
-    code, err = cli(["extract", cohort, "--out", tmp_path / "out", "--scheduler",
-                     dask_cluster["address"], "--batch-size", "2", "--no-traces"])
+    code, err = cli(
+        [
+            "extract",
+            cohort,
+            "--out",
+            tmp_path / "out",
+            "--scheduler",
+            dask_cluster["address"],
+            "--batch-size",
+            "2",
+            "--no-traces",
+        ]
+    )
     assert code == 0, err
     assert "distributed (2 worker(s))" in err
     _assert_same_tables(tmp_path / "out", reference_run[0])
@@ -162,8 +215,9 @@ def test_distributed_worker_death_is_retried(cohort, reference_run, tmp_path, da
 
     from ncsproc.pipeline import extract
 
-    with Client(scheduler_file=str(dask_cluster["file"]), timeout="30s",
-                set_as_default=False) as client:
+    with Client(
+        scheduler_file=str(dask_cluster["file"]), timeout="30s", set_as_default=False
+    ) as client:
         pids = sorted(client.run(os.getpid).values())
         assert len(pids) == 2
         killed = []
@@ -174,8 +228,9 @@ def test_distributed_worker_death_is_retried(cohort, reference_run, tmp_path, da
                 killed.append(pids[0])
 
         out = tmp_path / "out"
-        result = extract([cohort], out, scheduler=client, batch_size=1, traces=True,
-                         progress=progress)
+        result = extract(
+            [cohort], out, scheduler=client, batch_size=1, traces=True, progress=progress
+        )
         assert killed
         assert result.exit_status == 0 and result.n_exams == 8
         _assert_same_tables(out, reference_run[0])

@@ -43,22 +43,26 @@ def test_values_match_ground_truth(cohort, reference_run):
         assert rel.notna().all(), col
         assert rel.max() <= worst, (col, rel.max())
         assert rel.median() <= typical, (col, rel.median())
-    amp = ((motor["distal_amp_uv"] - motor["distal_amplitude_uv_t"])
-           / motor["distal_amplitude_uv_t"]).abs()
+    amp = (
+        (motor["distal_amp_uv"] - motor["distal_amplitude_uv_t"]) / motor["distal_amplitude_uv_t"]
+    ).abs()
     assert amp.max() <= AMP_MAX
     # units: ms, uV, m/s in the tables (a factor of 1000 would be caught above); distances mm
     assert motor["dml_ms"].between(1.5, 20).all()
     assert motor["cv_m_s"].between(10, 90).all()
 
-    exams = _read(out / "exams.csv").merge(_read(cohort / "truth_exams.csv"), on="exam_id",
-                                           suffixes=("", "_t"))
-    assert (exams["pattern"] == exams["pattern_t"]).all(), exams[["exam_id", "pattern",
-                                                                  "pattern_t"]]
+    exams = _read(out / "exams.csv").merge(
+        _read(cohort / "truth_exams.csv"), on="exam_id", suffixes=("", "_t")
+    )
+    assert (exams["pattern"] == exams["pattern_t"]).all(), exams[
+        ["exam_id", "pattern", "pattern_t"]
+    ]
 
     responses = _read(out / "responses.csv")
     traces = _read(cohort / "truth_traces.csv")
-    responses["trace"] = (responses["exam_id"] + "/" + responses["study"] + "/"
-                          + responses["record"].astype(str))
+    responses["trace"] = (
+        responses["exam_id"] + "/" + responses["study"] + "/" + responses["record"].astype(str)
+    )
     r = responses.merge(traces, on="trace", suffixes=("", "_t"))
     assert len(r) == len(responses) == len(traces) == result.n_traces
     ok = r[(r["status"] == "ok") & r["has_response"] & (r["modality"] == "motor")]
@@ -118,6 +122,7 @@ def test_cohort_h5_holds_the_tables_and_the_traces(cohort, reference_run):
             else:
                 assert (h5[col].astype(str).to_numpy() == text[col].to_numpy()).all(), (name, col)
     import pyarrow.parquet as pq  # in the test extra
+
     p = pq.read_table(out / "nerves.parquet").to_pandas()
     pd.testing.assert_frame_equal(
         p[["exam_id", "study", "dml_ms", "tli"]],
@@ -140,8 +145,18 @@ def test_cohort_h5_holds_the_tables_and_the_traces(cohort, reference_run):
 def test_sample_cohort_main_job(tmp_path):
     """The README's main job: data_samples/simulated, exit 0, patterns of truth_exams.csv."""
     samples = REPO / "data_samples" / "simulated"
-    proc = run_cli(["extract", samples, "--out", tmp_path / "results", "--scheduler",
-                    "threads", "--workers", "2"])
+    proc = run_cli(
+        [
+            "extract",
+            samples,
+            "--out",
+            tmp_path / "results",
+            "--scheduler",
+            "threads",
+            "--workers",
+            "2",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr
     assert "4 exam(s)" in proc.stderr and "0 failure(s)" in proc.stderr
     exams = pd.read_csv(tmp_path / "results" / "exams.csv")

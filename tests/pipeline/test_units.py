@@ -21,25 +21,31 @@ def _frames():
     floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
     text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
     cell = st.one_of(st.none(), st.booleans(), st.integers(-(2**53), 2**53), floats, text)
-    return st.integers(0, 6).flatmap(lambda n: st.fixed_dictionaries({
-        "f": st.lists(floats, min_size=n, max_size=n),
-        "i": st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n),
-        "b": st.lists(st.booleans(), min_size=n, max_size=n),
-        "s": st.lists(text, min_size=n, max_size=n),
-        "o": st.lists(cell, min_size=n, max_size=n),
-    }))
+    return st.integers(0, 6).flatmap(
+        lambda n: st.fixed_dictionaries(
+            {
+                "f": st.lists(floats, min_size=n, max_size=n),
+                "i": st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n),
+                "b": st.lists(st.booleans(), min_size=n, max_size=n),
+                "s": st.lists(text, min_size=n, max_size=n),
+                "o": st.lists(cell, min_size=n, max_size=n),
+            }
+        )
+    )
 
 
 @settings(max_examples=60, deadline=None)
 @given(_frames())
 def test_part_round_trip_is_exact(cols):
-    df = pd.DataFrame({
-        "f": np.array(cols["f"], dtype=np.float64),
-        "i": np.array(cols["i"], dtype=np.int64),
-        "b": np.array(cols["b"], dtype=bool),
-        "s": pd.Series(cols["s"], dtype=object),
-        "o": pd.Series(cols["o"], dtype=object),
-    })
+    df = pd.DataFrame(
+        {
+            "f": np.array(cols["f"], dtype=np.float64),
+            "i": np.array(cols["i"], dtype=np.int64),
+            "b": np.array(cols["b"], dtype=bool),
+            "s": pd.Series(cols["s"], dtype=object),
+            "o": pd.Series(cols["o"], dtype=object),
+        }
+    )
     data = encode_part({"exam_id": "E1"}, {"t": df})
     back = decode_part(data)["tables"]["t"]
     np.testing.assert_array_equal(back["f"].to_numpy(), df["f"].to_numpy())  # NaN == NaN here
@@ -53,9 +59,12 @@ def test_part_round_trip_is_exact(cols):
 
 
 def test_part_head_and_atomic_write(tmp_path):
-    tr = {"signal": np.arange(6.0).reshape(2, 3), "signal_attrs": {"units": "V"},
-          "coords": {"trace": np.array(["a", "b"], dtype=object), "record": np.array([0, 1])},
-          "attrs": {"trace": {}, "record": {}}}
+    tr = {
+        "signal": np.arange(6.0).reshape(2, 3),
+        "signal_attrs": {"units": "V"},
+        "coords": {"trace": np.array(["a", "b"], dtype=object), "record": np.array([0, 1])},
+        "attrs": {"trace": {}, "record": {}},
+    }
     data = encode_part({"exam_id": "E"}, {"t": pd.DataFrame({"x": [1.5]})}, tr)
     sha = write_atomic(tmp_path / "p" / "x.part", data)
     assert len(sha) == 64 and not list((tmp_path / "p").glob(".*"))
@@ -68,10 +77,20 @@ def test_part_head_and_atomic_write(tmp_path):
         decode_part(b"garbage" * 4)
 
 
-@pytest.mark.parametrize("kinds, expected", [
-    ({"f"}, "f"), ({"i"}, "i"), ({"i", "f"}, "f"), ({"i", "n"}, "f"), ({"b"}, "b"),
-    ({"b", "n"}, "o"), ({"s", "j"}, "o"), ({"s"}, "s"), ({"n"}, "f"),
-])
+@pytest.mark.parametrize(
+    "kinds, expected",
+    [
+        ({"f"}, "f"),
+        ({"i"}, "i"),
+        ({"i", "f"}, "f"),
+        ({"i", "n"}, "f"),
+        ({"b"}, "b"),
+        ({"b", "n"}, "o"),
+        ({"s", "j"}, "o"),
+        ({"s"}, "s"),
+        ({"n"}, "f"),
+    ],
+)
 def test_merge_kinds(kinds, expected):
     assert merge_kinds(kinds) == expected
 
@@ -89,8 +108,9 @@ def _merge_nerves(tmp_path, exams):
         schema.add(read_part_head(path))
     out = tmp_path / "out"
     out.mkdir()
-    merge_outputs(out, parts, [], settings=load_settings(), traces=False, parquet=False,
-                  schema=schema)
+    merge_outputs(
+        out, parts, [], settings=load_settings(), traces=False, parquet=False, schema=schema
+    )
     return out
 
 
@@ -100,12 +120,27 @@ def test_streamed_tables_equal_write_csv_of_the_concatenation(tmp_path):
     from ncsproc.tables import write_csv
 
     exams = [
-        pd.DataFrame({"exam_id": ["A", "A"], "n": np.array([1, 2]), "dml_ms": [3.1234567, 4.0],
-                      "flag": [True, False], "note": ['x, "quoted"', "line\nbreak"]}),
-        pd.DataFrame({"exam_id": ["B"], "n": [np.nan], "dml_ms": [np.nan],
-                      "flag": pd.Series([np.nan], dtype=object), "note": ["plain"]}),
-        pd.DataFrame({"exam_id": ["C"], "n": np.array([7]), "dml_ms": [1e-9],
-                      "flag": [True], "note": [""]}),
+        pd.DataFrame(
+            {
+                "exam_id": ["A", "A"],
+                "n": np.array([1, 2]),
+                "dml_ms": [3.1234567, 4.0],
+                "flag": [True, False],
+                "note": ['x, "quoted"', "line\nbreak"],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "exam_id": ["B"],
+                "n": [np.nan],
+                "dml_ms": [np.nan],
+                "flag": pd.Series([np.nan], dtype=object),
+                "note": ["plain"],
+            }
+        ),
+        pd.DataFrame(
+            {"exam_id": ["C"], "n": np.array([7]), "dml_ms": [1e-9], "flag": [True], "note": [""]}
+        ),
     ]
     out = _merge_nerves(tmp_path, exams)
     ref = tmp_path / "ref.csv"
@@ -121,18 +156,39 @@ def test_counts_are_written_as_integers(tmp_path):
     count, written as whole numbers (empty when missing), in the pipeline and by write_csv."""
     from ncsproc.tables import is_count_column, write_csv
 
-    assert all(map(is_count_column, ("n_proximal_ok", "f_n_waves", "n_traces",
-                                     "original_n_proximal_ok", "original_f_n_stimuli")))
+    assert all(
+        map(
+            is_count_column,
+            (
+                "n_proximal_ok",
+                "f_n_waves",
+                "n_traces",
+                "original_n_proximal_ok",
+                "original_f_n_stimuli",
+            ),
+        )
+    )
     assert not any(map(is_count_column, ("n", "nerve", "snr_db", "min_cv_m_s", "f_min_ms")))
     exams = [
-        pd.DataFrame({"exam_id": ["A", "A"], "n_proximal_ok": [1.0, np.nan],
-                      "f_n_waves": [0.0, 12.0], "dml_ms": [3.0, np.nan]}),
-        pd.DataFrame({"exam_id": ["B"], "n_proximal_ok": np.array([2]),
-                      "f_n_waves": [np.nan], "dml_ms": [4.25]}),
+        pd.DataFrame(
+            {
+                "exam_id": ["A", "A"],
+                "n_proximal_ok": [1.0, np.nan],
+                "f_n_waves": [0.0, 12.0],
+                "dml_ms": [3.0, np.nan],
+            }
+        ),
+        pd.DataFrame(
+            {
+                "exam_id": ["B"],
+                "n_proximal_ok": np.array([2]),
+                "f_n_waves": [np.nan],
+                "dml_ms": [4.25],
+            }
+        ),
     ]
     out = _merge_nerves(tmp_path, exams)
-    expected = ("exam_id,n_proximal_ok,f_n_waves,dml_ms\n"
-                "A,1,0,3.000\nA,,12,\nB,2,,4.250\n")
+    expected = "exam_id,n_proximal_ok,f_n_waves,dml_ms\nA,1,0,3.000\nA,,12,\nB,2,,4.250\n"
     assert (out / "nerves.csv").read_text() == expected
     write_csv(pd.concat(exams, ignore_index=True), tmp_path / "ref.csv")
     assert (tmp_path / "ref.csv").read_text() == expected
@@ -169,14 +225,16 @@ def test_settings_files(tmp_path):
         ('[pipeline]\nname="x"\n[features]\nlimits = "nope.toml"\n', "no such file"),
         ('[pipeline]\nname="x"\n[features]\nrules = "unknown-rules"\n', "not a file shipped"),
         ('[pipeline]\nname="x"\n[extra]\n', "unknown table"),
-        ('[measure]\nk_detect = 5\n', r"name \(a string\) is required"),
+        ("[measure]\nk_detect = 5\n", r"name \(a string\) is required"),
         ('[pipeline]\nname="x"\n[features]\ncriteria = ["efns-pns-2010"]\n', "ean_pns_2021"),
     ]:
         bad.write_text(text)
         with pytest.raises(ConfigError, match=message):
             load_settings(bad)
-    bad.write_text('[pipeline]\nname="x"\n[measure]\nsmooth = "0.2 ms"\n[measure.motor]\n'
-                   'min_amplitude = "20 uV"\n')
+    bad.write_text(
+        '[pipeline]\nname="x"\n[measure]\nsmooth = "0.2 ms"\n[measure.motor]\n'
+        'min_amplitude = "20 uV"\n'
+    )
     s = load_settings(bad)
     assert s.measure == {"smooth": pytest.approx(2e-4), "motor": {"min_amplitude": 2e-5}}
 

@@ -30,8 +30,11 @@ def _drop_sidecar_subject_ids(folders):
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("exams")
     # exams 0 and 2 are the same patient, exam 1 another one
-    folders = identified_cohort(root, patients=[PATIENTS[0], PATIENTS[1], PATIENTS[0]],
-                                dates=["02-MAR-2024", "15-JUN-2023", "11-JAN-2025"])
+    folders = identified_cohort(
+        root,
+        patients=[PATIENTS[0], PATIENTS[1], PATIENTS[0]],
+        dates=["02-MAR-2024", "15-JUN-2023", "11-JAN-2025"],
+    )
     _drop_sidecar_subject_ids(folders)
     return root
 
@@ -78,7 +81,9 @@ def test_another_key_gives_other_pseudonyms_and_is_not_served_from_the_cache(coh
     other = "another-centre-secret-987654321"
     extract([cohort], out, scheduler="synchronous", pseudonymizer=Pseudonymizer(other))
     second = pd.read_csv(out / "exams.csv", dtype=str)["subject_id"].tolist()
-    assert second == [Pseudonymizer(other).pseudonym(p.code) for p in (PATIENTS[0], PATIENTS[1], PATIENTS[0])]
+    assert second == [
+        Pseudonymizer(other).pseudonym(p.code) for p in (PATIENTS[0], PATIENTS[1], PATIENTS[0])
+    ]
     assert not set(first) & set(second)
 
 

@@ -25,9 +25,17 @@ from pathlib import Path
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
 )
 
 
@@ -51,8 +59,9 @@ class PageLoad:
         for e in self.events:
             method, p = e.get("method"), e.get("params", {})
             if method == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-                text = " ".join(str(a.get("value", a.get("description", "")))
-                                for a in p.get("args", []))
+                text = " ".join(
+                    str(a.get("value", a.get("description", ""))) for a in p.get("args", [])
+                )
                 out.append(f"console.{p['type']}: {text}")
             elif method == "Runtime.exceptionThrown":
                 d = p.get("exceptionDetails", {})
@@ -70,8 +79,10 @@ class PageLoad:
         for e in self.events:
             method, p = e.get("method"), e.get("params", {})
             if method == "Runtime.consoleAPICalled" and p.get("type") == "warning":
-                out.append("console.warning: " + " ".join(
-                    str(a.get("value", "")) for a in p.get("args", [])))
+                out.append(
+                    "console.warning: "
+                    + " ".join(str(a.get("value", "")) for a in p.get("args", []))
+                )
             elif method == "Log.entryAdded" and p.get("entry", {}).get("level") == "warning":
                 out.append(f"log {p['entry'].get('source')}: {p['entry'].get('text')}")
         return out
@@ -90,14 +101,26 @@ class Chromium:
         # which is unsafe with threads in the parent; sh cannot address fds above 9)
         hi_r = fcntl.fcntl(to_chrome_r, fcntl.F_DUPFD_CLOEXEC, 20)
         hi_w = fcntl.fcntl(from_chrome_w, fcntl.F_DUPFD_CLOEXEC, 20)
-        trampoline = (f"import os, sys; os.dup2({hi_r}, 3); os.dup2({hi_w}, 4); "
-                      f"os.close({hi_r}); os.close({hi_w}); os.execv(sys.argv[1], sys.argv[1:])")
+        trampoline = (
+            f"import os, sys; os.dup2({hi_r}, 3); os.dup2({hi_w}, 4); "
+            f"os.close({hi_r}); os.close({hi_w}); os.execv(sys.argv[1], sys.argv[1:])"
+        )
         self._stderr = open(Path(self._profile) / "stderr.log", "wb")  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", trampoline, executable, *FLAGS,
-                 f"--user-data-dir={self._profile}", "--remote-debugging-pipe", "about:blank"],
-                pass_fds=(hi_r, hi_w), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-c",
+                    trampoline,
+                    executable,
+                    *FLAGS,
+                    f"--user-data-dir={self._profile}",
+                    "--remote-debugging-pipe",
+                    "about:blank",
+                ],
+                pass_fds=(hi_r, hi_w),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
                 stderr=self._stderr,
             )
         finally:
@@ -134,8 +157,13 @@ class Chromium:
         raw, self._buf = self._buf.split(b"\0", 1)
         return json.loads(raw)
 
-    def call(self, method: str, params: dict | None = None, session: str | None = None,
-             timeout: float | None = None) -> dict:
+    def call(
+        self,
+        method: str,
+        params: dict | None = None,
+        session: str | None = None,
+        timeout: float | None = None,
+    ) -> dict:
         i = self._send(method, params, session)
         end = time.monotonic() + (timeout or self.timeout)
         while True:
@@ -149,21 +177,32 @@ class Chromium:
             self._pending.append(msg)
 
     # ------------------------------------------------------------------ pages
-    def load_page(self, url: str, *, screenshot: Path | None = None, probes: dict | None = None,
-                  width: int = 1280, height: int = 900, settle: float = 0.5) -> PageLoad:
+    def load_page(
+        self,
+        url: str,
+        *,
+        screenshot: Path | None = None,
+        probes: dict | None = None,
+        width: int = 1280,
+        height: int = 900,
+        settle: float = 0.5,
+    ) -> PageLoad:
         """Open ``url`` in a new tab; collect its events until the load event and ``settle``
         quiet seconds; evaluate ``probes`` (name -> JS expression, JSON-serialisable value);
         save a full-page PNG to ``screenshot``."""
         result = PageLoad(url)
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = self.call("Target.attachToTarget",
-                            {"targetId": target, "flatten": True})["sessionId"]
+        session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})[
+            "sessionId"
+        ]
         self._pending.clear()
         for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
             self.call(domain, session=session)
-        self.call("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
-                  session=session)
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            session=session,
+        )
         self.call("Page.navigate", {"url": url}, session=session)
         end = time.monotonic() + self.timeout
         quiet_since = None
@@ -183,8 +222,11 @@ class Chromium:
                 elif msg.get("method") == "Page.javascriptDialogOpening":  # alert(): dismiss
                     self._send("Page.handleJavaScriptDialog", {"accept": True}, session)
         for name, expr in (probes or {}).items():
-            r = self.call("Runtime.evaluate", {"expression": expr, "returnByValue": True,
-                                               "awaitPromise": True}, session=session)
+            r = self.call(
+                "Runtime.evaluate",
+                {"expression": expr, "returnByValue": True, "awaitPromise": True},
+                session=session,
+            )
             if "exceptionDetails" in r:
                 result.probes[name] = {"error": r["exceptionDetails"].get("text", "")}
             else:
@@ -196,9 +238,12 @@ class Chromium:
             if msg is not None and msg.get("sessionId") == session:
                 result.events.append(msg)
         if screenshot is not None:
-            shot = self.call("Page.captureScreenshot",
-                             {"format": "png", "captureBeyondViewport": True},
-                             session=session, timeout=60)
+            shot = self.call(
+                "Page.captureScreenshot",
+                {"format": "png", "captureBeyondViewport": True},
+                session=session,
+                timeout=60,
+            )
             screenshot.write_bytes(base64.b64decode(shot["data"]))
             result.screenshot = screenshot
         self.call("Target.closeTarget", {"targetId": target})

@@ -46,15 +46,30 @@ def _hostile_native_exam(folder: Path, exam_id: str) -> Path:
     import ncsproc
     from ncsproc.storage import write
 
-    tr, _ = ncsproc.simulate.exam("distal_demyelinating", seed=5, exam_id=exam_id,
-                                  subject_id="SIMH" + HOSTILE, dtype="float32")
+    tr, _ = ncsproc.simulate.exam(
+        "distal_demyelinating",
+        seed=5,
+        exam_id=exam_id,
+        subject_id="SIMH" + HOSTILE,
+        dtype="float32",
+    )
     study = tr["study"].values.astype(object)
     study = np.where(study == "L_median_motor", "L_median_motor" + HOSTILE, study).astype(str)
     sites = np.array([s + HOSTILE for s in tr["stim_site"].values.astype(str)])
-    tr = tr.assign_coords(study=("trace", study, tr["study"].attrs),
-                          stim_site=("trace", sites, tr["stim_site"].attrs))
-    tr = tr.assign_coords(trace=("trace", [f"{e}/{s}/{r}" for e, s, r in zip(
-        tr["exam_id"].values, tr["study"].values, tr["record"].values, strict=True)]))
+    tr = tr.assign_coords(
+        study=("trace", study, tr["study"].attrs), stim_site=("trace", sites, tr["stim_site"].attrs)
+    )
+    tr = tr.assign_coords(
+        trace=(
+            "trace",
+            [
+                f"{e}/{s}/{r}"
+                for e, s, r in zip(
+                    tr["exam_id"].values, tr["study"].values, tr["record"].values, strict=True
+                )
+            ],
+        )
+    )
     folder.mkdir(parents=True, exist_ok=True)
     return write(tr, folder / "exam.h5")
 
@@ -64,8 +79,9 @@ def _hostile_edf_exam(root: Path, exam_id: str, site_suffix: str) -> list[Path]:
     import ncsproc
     from ncsproc.formats.edf import write_edf
 
-    tr, _ = ncsproc.simulate.exam("normal", seed=3, exam_id=exam_id, subject_id="SIMH2",
-                                  dtype="float32")
+    tr, _ = ncsproc.simulate.exam(
+        "normal", seed=3, exam_id=exam_id, subject_id="SIMH2", dtype="float32"
+    )
     tr = tr.isel(trace=np.flatnonzero(tr["study"].values == "L_median_motor"))
     sites = np.array([s + site_suffix for s in tr["stim_site"].values.astype(str)])
     tr = tr.assign_coords(stim_site=("trace", sites, tr["stim_site"].attrs))
@@ -121,8 +137,10 @@ def require_chromium():
     from .chromium import CHROMIUM
 
     if not (os.path.exists(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        message = (f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) "
-                   "to run the rendering test")
+        message = (
+            f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium) "
+            "to run the rendering test"
+        )
         if os.environ.get("NCSPROC_REQUIRE_CHROMIUM"):
             pytest.fail(message + " (NCSPROC_REQUIRE_CHROMIUM is set)")
         pytest.skip(message)

@@ -23,7 +23,8 @@ class Figure:
     def time_of(self, x: float) -> float:
         """Map an x position back to ms through the figure's stated axis transform."""
         return float(self.attrs["data-t0-ms"]) + (x - float(self.attrs["data-x0"])) / float(
-            self.attrs["data-px-per-ms"])
+            self.attrs["data-px-per-ms"]
+        )
 
 
 class FigureParser(HTMLParser):
@@ -83,8 +84,7 @@ def expected_markers(responses: pd.DataFrame, trace_ids: dict) -> dict[tuple[str
         onset, peak = float(r["onset_ms"]), float(r["peak_ms"])
         total = float(r["total_duration_ms"]) if r["total_duration_ms"] != "" else math.nan
         f = float(r["f_latency_ms"]) if r["f_latency_ms"] != "" else math.nan
-        for name, t in (("onset", onset), ("peak", peak), ("end", onset + total),
-                        ("f_onset", f)):
+        for name, t in (("onset", onset), ("peak", peak), ("end", onset + total), ("f_onset", f)):
             if math.isfinite(t):
                 out[(tid, name)] = t
     return out
@@ -95,13 +95,22 @@ def trace_ids_of(cohort_h5: Path) -> dict:
     import h5py
 
     with h5py.File(cohort_h5, "r") as f:
+
         def col(name):
             v = f[name][()]
-            return [x.decode() if isinstance(x, bytes) else str(x) for x in v] \
-                if v.dtype.kind in "OSU" else list(v)
+            return (
+                [x.decode() if isinstance(x, bytes) else str(x) for x in v]
+                if v.dtype.kind in "OSU"
+                else list(v)
+            )
 
-        keys = zip(col("exam_id"), col("source_file"), col("study"),
-                   [int(x) for x in col("record")], strict=True)
+        keys = zip(
+            col("exam_id"),
+            col("source_file"),
+            col("study"),
+            [int(x) for x in col("record")],
+            strict=True,
+        )
         return dict(zip(keys, col("trace"), strict=True))
 
 
@@ -133,8 +142,7 @@ def make_legacy(results: Path) -> Path:
     """Turn a copied results folder into one written before ``responses.csv`` had the
     extension columns (trace id, QC flags, diagnostics): the report must re-measure."""
     responses = read_table(results / "responses.csv")
-    responses.drop(columns=list(EXTENSION_COLUMNS)).to_csv(results / "responses.csv",
-                                                            index=False)
+    responses.drop(columns=list(EXTENSION_COLUMNS)).to_csv(results / "responses.csv", index=False)
     return results
 
 

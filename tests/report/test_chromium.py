@@ -48,7 +48,9 @@ def test_console_checker_catches_errors(browser, tmp_path, sample_report):
         "<script>console.log('fine'); console.error('deliberate-console-error');</script>"
         "<script>throw new Error('deliberate-exception');</script>"
         "<script>Promise.reject(new Error('deliberate-rejection'));</script>"
-        "<img src='deliberately-missing.png'></body></html>", encoding="utf-8")
+        "<img src='deliberately-missing.png'></body></html>",
+        encoding="utf-8",
+    )
     r = browser.load_page(bad.as_uri())
     problems = "\n".join(r.problems())
     assert r.loaded
@@ -61,8 +63,7 @@ def test_console_checker_catches_errors(browser, tmp_path, sample_report):
     result, _ = sample_report
     page = result.pages["EX0001"].read_text(encoding="utf-8")
     injected = tmp_path / "injected.html"
-    injected.write_text(page.replace("<h1>", "<script>alert(1)</script><h1>", 1),
-                        encoding="utf-8")
+    injected.write_text(page.replace("<h1>", "<script>alert(1)</script><h1>", 1), encoding="utf-8")
     r = browser.load_page(injected.as_uri())
     problems = "\n".join(r.problems())
     assert "Content Security Policy" in problems and "dialog" not in problems
@@ -70,9 +71,11 @@ def test_console_checker_catches_errors(browser, tmp_path, sample_report):
 
 def test_report_renders_without_errors(browser, sample_report, tmp_path):
     result, _ = sample_report
-    index = browser.load_page(result.index.as_uri(), screenshot=tmp_path / "index.png",
-                              probes={"sort": _SORT,
-                                      "js": "document.documentElement.className"})
+    index = browser.load_page(
+        result.index.as_uri(),
+        screenshot=tmp_path / "index.png",
+        probes={"sort": _SORT, "js": "document.documentElement.className"},
+    )
     assert index.loaded
     assert index.problems() == [], "\n".join(index.problems() + index.warnings())
     up, s1, down, s2 = index.probes["sort"]
@@ -83,10 +86,16 @@ def test_report_renders_without_errors(browser, sample_report, tmp_path):
 
     path = result.pages["EX0002"]
     n_markers = sum(len(f.markers) for f in figures_of(path))
-    exam = browser.load_page(path.as_uri(), screenshot=tmp_path / "exam-EX0002.png",
-                             probes={"n": "document.querySelectorAll('g.mk').length",
-                                     "boxes": _MARKER_BOXES, "marker": _CLICK_MARKER,
-                                     "button": _CLICK_BUTTON})
+    exam = browser.load_page(
+        path.as_uri(),
+        screenshot=tmp_path / "exam-EX0002.png",
+        probes={
+            "n": "document.querySelectorAll('g.mk').length",
+            "boxes": _MARKER_BOXES,
+            "marker": _CLICK_MARKER,
+            "button": _CLICK_BUTTON,
+        },
+    )
     assert exam.loaded
     assert exam.problems() == [], "\n".join(exam.problems() + exam.warnings())
     assert exam.probes["n"] == n_markers > 100
@@ -96,8 +105,11 @@ def test_report_renders_without_errors(browser, sample_report, tmp_path):
     line, box = exam.probes["button"]
     assert box == line and line.count(",") == 4
     assert _png(tmp_path / "exam-EX0002.png")
-    print(json.dumps({"screenshots": [str(tmp_path / "index.png"),
-                                      str(tmp_path / "exam-EX0002.png")]}))
+    print(
+        json.dumps(
+            {"screenshots": [str(tmp_path / "index.png"), str(tmp_path / "exam-EX0002.png")]}
+        )
+    )
 
 
 def test_hostile_page_renders_without_errors(browser, hostile_report, tmp_path):

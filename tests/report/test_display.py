@@ -90,8 +90,8 @@ def test_criteria_values_are_formatted(sample_report):
         crit = section(html, "criteria", "nerves")
         n_sets = 0
         for s, label in SET_NAMES.items():
-            part = crit[crit.index(f"<h3>{label}:"):]
-            part = part[:part.find("<h3>", 4)] if "<h3>" in part[4:] else part
+            part = crit[crit.index(f"<h3>{label}:") :]
+            part = part[: part.find("<h3>", 4)] if "<h3>" in part[4:] else part
             rows = criteria[(criteria["exam_id"] == exam_id) & (criteria["criteria_set"] == s)]
             tables = [t for t in _tables(part) if "value_name" in t["head"]]
             met = rows[rows["state"] == "met"]
@@ -119,8 +119,11 @@ def test_criteria_values_are_formatted(sample_report):
         assert n_sets == 2
         # no raw float with more than 4 decimals in the criteria section's text
         visible = unescape(re.sub(r"<[^>]+>", " ", re.sub(r'title="[^"]*"', "", crit)))
-        visible = visible[:visible.find("pattern_evidence (raw JSON)")] if \
-            "pattern_evidence (raw JSON)" in visible else visible
+        visible = (
+            visible[: visible.find("pattern_evidence (raw JSON)")]
+            if "pattern_evidence (raw JSON)" in visible
+            else visible
+        )
         assert not re.search(r"\d\.\d{5,}", visible), exam_id
     assert n_checked > 50
 
@@ -191,28 +194,39 @@ def test_index_sorts_criteria_levels_by_strength(sample_report):
     result, run = sample_report
     exams = read_table(run / "exams.csv")
     index = result.index.read_text(encoding="utf-8")
-    t = _tables(index[index.index('id="exams"') - 60:])[0]
+    t = _tables(index[index.index('id="exams"') - 60 :])[0]
     for s, name in (("efns_pns_2010", "EFNS/PNS 2010"), ("ean_pns_2021", "EAN/PNS 2021")):
         i = t["head"].index(name)
         for cells, level in zip(t["rows"], exams[s], strict=True):
             text, a = cells[i]
             assert text == level
             assert a["data-sort"] == f"{LEVEL_RANK.get(level, 5)} {level}"
-    assert LEVEL_RANK["definite"] < LEVEL_RANK["probable"] < LEVEL_RANK["possible"] < \
-        LEVEL_RANK["none"]
+    assert (
+        LEVEL_RANK["definite"]
+        < LEVEL_RANK["probable"]
+        < LEVEL_RANK["possible"]
+        < LEVEL_RANK["none"]
+    )
 
 
 def test_cohort_charts_have_units_and_whole_counts(sample_report):
     result, _ = sample_report
     index = result.index.read_text(encoding="utf-8")
-    charts = index[index.index("<h2>Cohort</h2>"):index.index("<h2>Failures</h2>")]
+    charts = index[index.index("<h2>Cohort</h2>") : index.index("<h2>Failures</h2>")]
     for label in ("DML (ms)", "CV (m/s)", "TLI (ratio)", "SNAP amplitude (µV)"):
         assert label in charts, label
     # count axes (exams per pattern, sural histogram): whole-number ticks only
-    for svg in re.findall(r'<svg[^>]*aria-label="(?:exams per pattern|sural SNAP amplitude '
-                          r'distribution)".*?</svg>', charts, flags=re.S):
-        ticks = re.findall(r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">'
-                           r"([^<]+)</text>", svg)
+    for svg in re.findall(
+        r'<svg[^>]*aria-label="(?:exams per pattern|sural SNAP amplitude '
+        r'distribution)".*?</svg>',
+        charts,
+        flags=re.S,
+    ):
+        ticks = re.findall(
+            r'<text class="tick" x="[\d.]+" y="[\d.]+" text-anchor="end">'
+            r"([^<]+)</text>",
+            svg,
+        )
         assert ticks and all(float(x) == int(float(x)) for x in ticks), ticks
     assert ">distal demyelinating</text>" in charts  # drawn label, not the identifier
 

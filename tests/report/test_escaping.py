@@ -49,7 +49,8 @@ def test_hostile_page_names_and_links(hostile_report):
         assert re.fullmatch(r"[A-Za-z0-9_-]+-[0-9a-f]{10}\.html", path.name), path.name
         assert f'href="exams/{path.name}"' in result.index.read_text(encoding="utf-8")
     assert sorted(p.name for p in result.out.rglob("*.html")) == sorted(
-        ["index.html", *(p.name for p in result.pages.values())])
+        ["index.html", *(p.name for p in result.pages.values())]
+    )
 
 
 def test_hostile_trace_ids_in_attributes(hostile_report):

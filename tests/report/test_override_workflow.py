@@ -36,31 +36,46 @@ def reviewed_round_trip(sample_report, tmp_path_factory):
 
     result, run = sample_report
     figs = figures_of(result.pages[EXAM])
-    motor = next(f for f in figs if f.attrs["data-modality"] == "motor"
-                 and any(m["data-marker"] == "onset" for m in f.markers))
+    motor = next(
+        f
+        for f in figs
+        if f.attrs["data-modality"] == "motor"
+        and any(m["data-marker"] == "onset" for m in f.markers)
+    )
     onset = next(m for m in motor.markers if m["data-marker"] == "onset")
     fwave = next(f for f in figs if f.attrs["data-modality"] == "fwave")
     f_on = next(m for m in fwave.markers if m["data-marker"] == "f_onset")
     rows = []
-    for m, time in ((onset, f"{float(parse_line(onset['data-line'])[2]) - 0.3:.3f}"),
-                    (f_on, "none")):
+    for m, time in (
+        (onset, f"{float(parse_line(onset['data-line'])[2]) - 0.3:.3f}"),
+        (f_on, "none"),
+    ):
         tid, marker, t, reviewer, reason = parse_line(m["data-line"])  # the copied line
         assert (tid, marker, reviewer, reason) == (m["data-trace"], m["data-marker"], "", "")
         rows.append(_line([tid, marker, time, "Dr <b>R</b>", "read at x4 gain, in noise"]))
     root = tmp_path_factory.mktemp("round-trip")
     overrides = root / "overrides.csv"
-    overrides.write_text("trace_id,marker,time_ms,reviewer,reason\n" + "\n".join(rows) + "\n",
-                         encoding="utf-8")
+    overrides.write_text(
+        "trace_id,marker,time_ms,reviewer,reason\n" + "\n".join(rows) + "\n", encoding="utf-8"
+    )
     results = root / "results"
     shutil.copytree(run, results)  # with .ncsproc/: only EX0002 is recomputed
-    r = extract([SAMPLES / "simulated"], results, scheduler="synchronous", progress=None,
-                overrides=overrides)
+    r = extract(
+        [SAMPLES / "simulated"],
+        results,
+        scheduler="synchronous",
+        progress=None,
+        overrides=overrides,
+    )
     assert r.exit_status == 0, r.summary()
     report = build_report(results, root / "report")
-    return {"report": report, "results": results, "before": run,
-            "onset": (onset["data-trace"], float(onset["data-time-ms"]),
-                      float(parse_line(rows[0])[2])),
-            "f": (f_on["data-trace"], float(f_on["data-time-ms"]))}
+    return {
+        "report": report,
+        "results": results,
+        "before": run,
+        "onset": (onset["data-trace"], float(onset["data-time-ms"]), float(parse_line(rows[0])[2])),
+        "f": (f_on["data-trace"], float(f_on["data-time-ms"])),
+    }
 
 
 def test_reviewed_markers_drawn_beside_the_originals(reviewed_round_trip):
@@ -68,11 +83,17 @@ def test_reviewed_markers_drawn_beside_the_originals(reviewed_round_trip):
     tid, before, after = rt["onset"]
     responses = read_table(rt["results"] / "responses.csv")
     ids = trace_ids_of(rt["results"] / "cohort.h5")
-    row = next(r for r in responses.to_dict("records")
-               if ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))] == tid)
+    row = next(
+        r
+        for r in responses.to_dict("records")
+        if ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))] == tid
+    )
     assert float(row["onset_ms"]) == pytest.approx(after, abs=5e-4) and row["reviewed"] == "onset"
-    marks = {(m["data-trace"], m["data-marker"], "ghost" in m["classes"]): (f, m)
-             for f in figures_of(rt["report"].pages[EXAM]) for m in f.markers}
+    marks = {
+        (m["data-trace"], m["data-marker"], "ghost" in m["classes"]): (f, m)
+        for f in figures_of(rt["report"].pages[EXAM])
+        for m in f.markers
+    }
     fig, m = marks[(tid, "onset", False)]
     assert "reviewed" in m["classes"]
     assert fig.time_of(m["x"]) == pytest.approx(after, abs=1e-3)
@@ -84,11 +105,11 @@ def test_reviewed_markers_drawn_beside_the_originals(reviewed_round_trip):
     assert fig.time_of(g["x"]) == pytest.approx(f_before, abs=1e-3)
     html = rt["report"].pages[EXAM].read_text(encoding="utf-8")
     traces = section(html, "traces", "reviews")
-    row = traces[traces.index(f'<tr data-trace="{tid}">'):]
-    row = row[:row.index("</tr>")]
+    row = traces[traces.index(f'<tr data-trace="{tid}">') :]
+    row = row[: row.index("</tr>")]
     assert f"(was {before:.3f})" in row and f"{after:.3f}" in row
-    row = traces[traces.index(f'<tr data-trace="{f_tid}">'):]
-    row = row[:row.index("</tr>")]
+    row = traces[traces.index(f'<tr data-trace="{f_tid}">') :]
+    row = row[: row.index("</tr>")]
     assert "none" in row and f"(was {f_before:.3f})" in row
 
 
@@ -125,21 +146,21 @@ def test_recomputed_features_are_marked_reviewed(reviewed_round_trip):
     html = rt["report"].pages[EXAM].read_text(encoding="utf-8")
     table = section(html, "nerves", "segments")
     for r in nerves[nerves["exam_id"] == EXAM].to_dict("records"):
-        cell = table[table.index(f"<tr><td>{r['study']}"):]
-        cell = cell[:cell.index("</td>")]
+        cell = table[table.index(f"<tr><td>{r['study']}") :]
+        cell = cell[: cell.index("</td>")]
         assert ('class="badge reviewed"' in cell) == bool(r["reviewed_traces"]), r["study"]
     study = next(r for r in mine.to_dict("records") if tid in r["reviewed_traces"])
     old = before[(before["exam_id"] == EXAM) & (before["study"] == study["study"])].iloc[0]
     assert study["dml_ms"] != old["dml_ms"]
-    row = table[table.index(f"<tr><td>{study['study']}"):]
-    row = row[:row.index("</tr>")]
+    row = table[table.index(f"<tr><td>{study['study']}") :]
+    row = row[: row.index("</tr>")]
     assert f">{study['dml_ms']}<" in row
     traces = section(html, "traces", "reviews")
     assert "these values use reviewed markers of" in traces
     index = rt["report"].index.read_text(encoding="utf-8")
-    exams = index[index.index('id="exams"'):]
-    row = exams[exams.index(f">{EXAM}</a>"):]
-    row = row[:row.index("</tr>")]
+    exams = index[index.index('id="exams"') :]
+    row = exams[exams.index(f">{EXAM}</a>") :]
+    row = row[: row.index("</tr>")]
     assert row.rstrip().endswith('data-sort="2">2</td>')  # two reviewed traces
 
 
@@ -155,11 +176,12 @@ def test_values_before_the_review_are_shown_beside_the_reviewed_ones(reviewed_ro
     changed = mine[mine["reviewed_columns"] != ""]
     assert len(changed) and "dml_ms" in ";".join(changed["reviewed_columns"])
     for r in mine.to_dict("records"):
-        row = table[table.index(f"<tr><td>{r['study']}"):]
-        row = row[:row.index("</tr>")]
+        row = table[table.index(f"<tr><td>{r['study']}") :]
+        row = row[: row.index("</tr>")]
         old = before[(before["exam_id"] == EXAM) & (before["study"] == r["study"])].iloc[0]
-        assert r["original_dml_ms"] == ("" if "dml_ms" not in r["reviewed_columns"]
-                                        else old["dml_ms"])
+        assert r["original_dml_ms"] == (
+            "" if "dml_ms" not in r["reviewed_columns"] else old["dml_ms"]
+        )
         if r["original_dml_ms"]:
             assert f"(was {old['dml_ms']})" in row and f"before review: {old['dml_ms']}" in row
             assert f">{r['dml_ms']}<" in row or f">{r['dml_ms']}<span" in row
@@ -167,7 +189,7 @@ def test_values_before_the_review_are_shown_beside_the_reviewed_ones(reviewed_ro
             assert "(was " not in row and "before review" not in row
     exams = read_table(rt["results"] / "exams.csv")
     exam = exams[exams["exam_id"] == EXAM].iloc[0]
-    top = html[:html.index('id="pattern"')]
+    top = html[: html.index('id="pattern"')]
     head = section(html, "pattern", "criteria")
     if exam["original_pattern"]:
         shown = exam["original_pattern"].replace("_", " ")
@@ -177,4 +199,5 @@ def test_values_before_the_review_are_shown_beside_the_reviewed_ones(reviewed_ro
         assert "pattern" not in exam["reviewed_columns"].split(";")
         assert "before review" not in head.split("</h2>")[0]
     assert top.count("(before review: ") == sum(
-        1 for c in ("pattern", "efns_pns_2010", "ean_pns_2021") if exam[f"original_{c}"])
+        1 for c in ("pattern", "efns_pns_2010", "ean_pns_2021") if exam[f"original_{c}"]
+    )

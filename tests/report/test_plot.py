@@ -25,9 +25,12 @@ def _expected(path):
         if m["status"].values[i] != "ok":
             continue
         onset = float(m["onset_latency"][i]) * 1e3
-        times = {"onset": onset, "peak": float(m["peak_latency"][i]) * 1e3,
-                 "end": onset + float(m["total_duration"][i]) * 1e3,
-                 "f_onset": float(m["f_latency"][i]) * 1e3}
+        times = {
+            "onset": onset,
+            "peak": float(m["peak_latency"][i]) * 1e3,
+            "end": onset + float(m["total_duration"][i]) * 1e3,
+            "f_onset": float(m["f_latency"][i]) * 1e3,
+        }
         out.update({(tid, k): v for k, v in times.items() if np.isfinite(v)})
     return out
 

@@ -65,8 +65,11 @@ def test_markers_drawn_at_the_tables_times(sample_report):
         assert stated == pytest.approx(t, abs=5e-4), key
     # every trace of the cohort has a lane; no_response traces have a lane and no marker
     assert lanes == set(ids.values())
-    no_resp = {ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))]
-               for r in responses.to_dict("records") if r["status"] != "ok"}
+    no_resp = {
+        ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))]
+        for r in responses.to_dict("records")
+        if r["status"] != "ok"
+    }
     assert no_resp, "the samples hold no_response traces"
     assert not {t for t, _ in drawn} & no_resp
     assert {"onset", "peak", "end", "f_onset"} == {m for _, m in drawn}
@@ -94,8 +97,10 @@ def test_clinical_drawing(sample_report):
     result, run = sample_report
     responses = read_table(run / "responses.csv")
     ids = trace_ids_of(run / "cohort.h5")
-    row_of = {ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))]: r
-              for r in responses.to_dict("records")}
+    row_of = {
+        ids[(r["exam_id"], r["source_file"], r["study"], int(r["record"]))]: r
+        for r in responses.to_dict("records")
+    }
     html = result.pages["EX0001"].read_text(encoding="utf-8")
     assert "mV/div" in html and "µV/div" in html and "negative up" in html
     for path in result.pages.values():
@@ -155,7 +160,7 @@ def test_pattern_and_criteria_evidence(sample_report):
         html = result.pages[r["exam_id"]].read_text(encoding="utf-8")
         ev = json.loads(r["pattern_evidence"])
         pattern = section(html, "pattern", "criteria")
-        assert f'pattern-{r["pattern"]}' in pattern
+        assert f"pattern-{r['pattern']}" in pattern
         if ev.get("when"):
             assert html_escape(ev["when"]) in pattern
         for name, c in (ev.get("counts") or {}).items():
@@ -177,8 +182,8 @@ def test_index_table_and_cohort_plots(sample_report):
     exams = read_table(run / "exams.csv")
     nerves = read_table(run / "nerves.csv")
     index = result.index.read_text(encoding="utf-8")
-    table = index[index.index('id="exams"'):index.index("</table>", index.index('id="exams"'))]
-    assert 'class="sortable"' in index[index.index('id="exams"') - 40:index.index('id="exams"')]
+    table = index[index.index('id="exams"') : index.index("</table>", index.index('id="exams"'))]
+    assert 'class="sortable"' in index[index.index('id="exams"') - 40 : index.index('id="exams"')]
     assert table.count("<tr") == len(exams) + 1
     # pattern counts
     bars = dict(re.findall(r'<g class="bars" data-label="([^"]+)" data-count="(\d+)"', index))
@@ -219,8 +224,9 @@ def test_pages_are_self_contained(sample_report):
 def _table_flags(run) -> dict:
     """trace id -> the QC flags cell the report should show, from responses.csv."""
     responses = read_table(run / "responses.csv")
-    return {t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"],
-                                          strict=True)}
+    return {
+        t: (q or "—") for t, q in zip(responses["trace_id"], responses["qc_flags"], strict=True)
+    }
 
 
 def _shown_flags(result) -> dict:
@@ -326,8 +332,10 @@ def test_cli_report(sample_report, tmp_path, capsys):
 def test_page_names_are_safe():
     from ncsproc.report import exam_page_name
 
-    names = {exam_page_name(e) for e in ("EX1", "../../etc/passwd", "a/b", "a-b", "", "..",
-                                         "É<x>", "a b")}
+    names = {
+        exam_page_name(e)
+        for e in ("EX1", "../../etc/passwd", "a/b", "a-b", "", "..", "É<x>", "a b")
+    }
     assert len(names) == 8
     for n in names:
         assert re.fullmatch(r"exams/[A-Za-z0-9_-]+-[0-9a-f]{10}\.html", n), n
@@ -337,7 +345,16 @@ def test_nice_gains():
     from ncsproc.report.layout import nice_ceil
 
     assert [nice_ceil(x) for x in (0.9, 1, 1.01, 2.5, 4.99, 7, 2e-5, 3e-6, 0.00011)] == [
-        1, 1, 2, 5, 5, 10, 2e-5, 5e-6, 0.0002]
+        1,
+        1,
+        2,
+        5,
+        5,
+        10,
+        2e-5,
+        5e-6,
+        0.0002,
+    ]
     assert math.isfinite(nice_ceil(float("nan")))
     assert np.isclose(nice_ceil(1234), 2000)
 
@@ -354,11 +371,8 @@ def test_report_imports_stay_light():
         "heavy = [m for m in ('matplotlib', 'numba', 'dask', 'h5py', 'xarray', 'scipy') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
-    code = ("import sys; from ncsproc.report import build_report; "
-            "print('matplotlib' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = "import sys; from ncsproc.report import build_report; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

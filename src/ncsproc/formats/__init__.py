@@ -417,7 +417,7 @@ def _apply_identity(
         except ValueError:
             raise FormatError(
                 f"{name}: sidecar key 'exam_date' must be an ISO date string "
-                "(\"YYYY-MM-DD\", \"YYYY-MM\" or \"YYYY\")"
+                '("YYYY-MM-DD", "YYYY-MM" or "YYYY")'
             ) from None
         side_date = raw.strip() or None
     if file_date is not None and side_date is not None and not dates_agree(file_date, side_date):

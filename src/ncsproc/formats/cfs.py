@@ -73,8 +73,26 @@ VOLT_UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "\u00b5V": 1e-6, "\u03bcV": 1e-6
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6}
 
 # CFS variables named after these trace-set coordinates fill them (numbers with their units).
-_STR_KEYS = ("exam_id", "subject_id", "study", "nerve", "side", "modality", "stim_site", "record_site")
-_NUM_KEYS = ("distance", "stim_intensity", "stim_duration", "highpass", "lowpass", "temperature", "age", "height")
+_STR_KEYS = (
+    "exam_id",
+    "subject_id",
+    "study",
+    "nerve",
+    "side",
+    "modality",
+    "stim_site",
+    "record_site",
+)
+_NUM_KEYS = (
+    "distance",
+    "stim_intensity",
+    "stim_duration",
+    "highpass",
+    "lowpass",
+    "temperature",
+    "age",
+    "height",
+)
 FILE_KEYS = (*_STR_KEYS, *_NUM_KEYS)
 REQUIRED_KEYS = ("nerve", "side", "modality")
 
@@ -267,8 +285,22 @@ def read_cfs(path: str | os.PathLike) -> CfsFile:
             f"{name}: {len(buf)} bytes, shorter than the {_HEAD.size}-byte CFS file header"
         )
     (
-        marker, fname, file_size, time_s, date_s, n_chan, n_fvar, n_dvar, head_size, ds_head_size,
-        end_pnt, n_sec, _blk, comment, table_pos, _spare,
+        marker,
+        fname,
+        file_size,
+        time_s,
+        date_s,
+        n_chan,
+        n_fvar,
+        n_dvar,
+        head_size,
+        ds_head_size,
+        end_pnt,
+        n_sec,
+        _blk,
+        comment,
+        table_pos,
+        _spare,
     ) = _HEAD.unpack_from(buf, 0)
     if not marker.startswith(_PART_MAGIC):
         raise FormatError(f"{name}: bytes 0-7 are {marker!r}, expected the CFS marker {MAGIC!r}")
@@ -292,7 +324,9 @@ def read_cfs(path: str | os.PathLike) -> CfsFile:
     _need(buf, name, pos, n_chan * _CHAN.size, f"channel table of {n_chan} channels")
     channels = []
     for i in range(n_chan):
-        cname, yu, xu, dtype_code, kind, spacing, other = _CHAN.unpack_from(buf, pos + i * _CHAN.size)
+        cname, yu, xu, dtype_code, kind, spacing, other = _CHAN.unpack_from(
+            buf, pos + i * _CHAN.size
+        )
         if dtype_code not in _TYPE_NAMES:
             raise FormatError(
                 f"{name}: channel {i} at byte {pos + i * _CHAN.size}: data type code {dtype_code}, "
@@ -304,7 +338,9 @@ def read_cfs(path: str | os.PathLike) -> CfsFile:
                 "(equal spaced), 1 (matrix) or 2 (subsidiary)"
             )
         channels.append(
-            CfsChannel(i, _lstr(cname), _lstr(yu), _lstr(xu), dtype_code, _KINDS[kind], spacing, other)
+            CfsChannel(
+                i, _lstr(cname), _lstr(yu), _lstr(xu), dtype_code, _KINDS[kind], spacing, other
+            )
         )
     pos += n_chan * _CHAN.size
 
@@ -364,11 +400,15 @@ def read_cfs(path: str | os.PathLike) -> CfsFile:
         _need(buf, name, off, ds_head_needed, f"header of data section {s}")
         _last, data_start, data_size, flags, _sp = _DSHEAD.unpack_from(buf, off)
         if data_size < 0:
-            raise FormatError(f"{name}: data section {s} (header at byte {off}): negative data size")
+            raise FormatError(
+                f"{name}: data section {s} (header at byte {off}): negative data size"
+            )
         _need(buf, name, data_start, data_size, f"data of section {s} (header at byte {off})")
         infos = []
         for c in range(n_chan):
-            d_off, pts, ys, yo, xs, xo = _DSCHAN.unpack_from(buf, off + _DSHEAD.size + c * _DSCHAN.size)
+            d_off, pts, ys, yo, xs, xo = _DSCHAN.unpack_from(
+                buf, off + _DSHEAD.size + c * _DSCHAN.size
+            )
             infos.append(CfsSectionChannel(d_off, pts, ys, yo, xs, xo))
         var_base = off + _DSHEAD.size + n_chan * _DSCHAN.size
         ds_vars = _read_vars(buf, name, ds_descs, var_base, ds_area, f"section {s}")
@@ -405,7 +445,9 @@ def _variable_metadata(variables: Sequence[CfsVariable], where: str) -> dict:
         value = var.value
         if key in _NUM_KEYS:
             if isinstance(value, str):
-                raise FormatError(f"{where}: variable {var.description!r} holds text, expected a number")
+                raise FormatError(
+                    f"{where}: variable {var.description!r} holds text, expected a number"
+                )
             value = f"{value!r} {var.units}" if var.units else float(value)
         out[key] = coord_value(key, value, f"{where}: variable {var.description!r}")
     return out
@@ -477,14 +519,17 @@ def finish_trace_set(
         if metadata:
             raise FormatError(
                 f"{name}: the file does not say the {', '.join(missing)} of its traces and the "
-                "metadata does not either; give " + ", ".join(f'"{k}"' for k in missing)
+                "metadata does not either; give "
+                + ", ".join(f'"{k}"' for k in missing)
                 + ' (side "L"/"R", modality "motor"/"sensory"/"fwave", nerve lower case)'
             )
         return ds  # ncsproc.read completes it from the sidecar, then validates
     try:
         validate_trace_set(ds, source=name)
     except Exception as exc:
-        raise FormatError(f"{name}: the file's facts do not make a valid trace set: {exc}") from None
+        raise FormatError(
+            f"{name}: the file's facts do not make a valid trace set: {exc}"
+        ) from None
     return ds
 
 
@@ -555,7 +600,9 @@ def load(path: str | os.PathLike, metadata: Mapping[str, object] | None = None) 
             where = f"{name}: section {sec.index} (header at byte {sec.header_offset}), channel {ch.name!r}"
             dt = float(info.x_increment) * TIME_UNITS[ch.x_units]
             if not (np.isfinite(dt) and dt > 0):
-                raise FormatError(f"{where}: x increment {info.x_increment} {ch.x_units}, expected > 0")
+                raise FormatError(
+                    f"{where}: x increment {info.x_increment} {ch.x_units}, expected > 0"
+                )
             if not np.isfinite(info.x_offset):
                 raise FormatError(f"{where}: x offset {info.x_offset} is not finite")
             if info.points < 1:
@@ -584,7 +631,13 @@ def load(path: str | os.PathLike, metadata: Mapping[str, object] | None = None) 
         "cfs_skipped_channels": json.dumps(skipped),
     }
     return finish_trace_set(
-        signals, rows, name, metadata, attrs, f"read CFS file {name}", several_channels=len(voltage) > 1
+        signals,
+        rows,
+        name,
+        metadata,
+        attrs,
+        f"read CFS file {name}",
+        several_channels=len(voltage) > 1,
     )
 
 
@@ -665,7 +718,9 @@ def write_cfs(
     d_layout = _var_layout([(d, u, v) for (d, u), v in zip(section_variables, d_values0)])
     f_area = sum(x[3] for x in f_layout)
     d_area = sum(x[3] for x in d_layout)
-    head_size = _HEAD.size + n_chan * _CHAN.size + (len(f_layout) + len(d_layout) + 2) * _VAR.size + f_area
+    head_size = (
+        _HEAD.size + n_chan * _CHAN.size + (len(f_layout) + len(d_layout) + 2) * _VAR.size + f_area
+    )
     ds_head_size = _DSHEAD.size + n_chan * _DSCHAN.size + d_area
 
     body = bytearray()
@@ -695,9 +750,21 @@ def write_cfs(
     total = head_size + len(body)
 
     header = _HEAD.pack(
-        MAGIC, _pack_lstr((original_name or path.name.upper())[:12], 14), total, time.encode()[:8].ljust(8),
-        date.encode()[:8].ljust(8), n_chan, len(f_layout), len(d_layout), head_size, ds_head_size,
-        offsets[-1] if offsets else 0, len(sections), 1, _pack_lstr(comment, 74), table_pos,
+        MAGIC,
+        _pack_lstr((original_name or path.name.upper())[:12], 14),
+        total,
+        time.encode()[:8].ljust(8),
+        date.encode()[:8].ljust(8),
+        n_chan,
+        len(f_layout),
+        len(d_layout),
+        head_size,
+        ds_head_size,
+        offsets[-1] if offsets else 0,
+        len(sections),
+        1,
+        _pack_lstr(comment, 74),
+        table_pos,
         b"\x00" * 40,
     )
     chans = b"".join(
@@ -705,7 +772,10 @@ def write_cfs(
         for n, yu, xu in channels
     )
     out = (
-        header + chans + _descriptors(f_layout) + _descriptors(d_layout)
+        header
+        + chans
+        + _descriptors(f_layout)
+        + _descriptors(d_layout)
         + _pack_vars(f_layout, [v for _d, _u, v in file_variables])
     )
     assert len(out) == head_size
@@ -735,8 +805,11 @@ def _example(folder: str | os.PathLike) -> Path:
         [("APB", "mV", "s")],
         secs,
         file_variables=[
-            ("nerve", "", "median"), ("side", "", "L"), ("modality", "", "motor"),
-            ("record_site", "", "APB"), ("temperature", "C", 32.5),
+            ("nerve", "", "median"),
+            ("side", "", "L"),
+            ("modality", "", "motor"),
+            ("record_site", "", "APB"),
+            ("temperature", "C", 32.5),
         ],
         section_variables=[("stim_site", ""), ("distance", "cm")],
         comment="Doe Jane 04/03/1970",  # identifying free text: never reaches the trace set

@@ -31,9 +31,9 @@ from __future__ import annotations
 import datetime as _dt
 import io
 import json
-import struct
 import os
 import re
+import struct
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -62,8 +62,21 @@ MAX_CHANNELS = 65535
 
 # Facts written to (and read from) the per-group annotation; subject_id never is.
 _ANNOTATED = (
-    "trace", "record", "exam_id", "study", "nerve", "side", "modality", "stim_site", "record_site",
-    "distance", "stim_intensity", "stim_duration", "temperature", "age", "height",
+    "trace",
+    "record",
+    "exam_id",
+    "study",
+    "nerve",
+    "side",
+    "modality",
+    "stim_site",
+    "record_site",
+    "distance",
+    "stim_intensity",
+    "stim_duration",
+    "temperature",
+    "age",
+    "height",
 )
 
 
@@ -181,9 +194,13 @@ def _decode_group(item, g: int, name: str, little: bool) -> dict:
     bits = _get(item, "WaveformBitsAllocated", where, kind=int)
     interp = _get(item, "WaveformSampleInterpretation", where)
     fs = _get(item, "SamplingFrequency", where, kind=float)
-    for value, keyword in ((n_ch, "NumberOfWaveformChannels"), (n_s, "NumberOfWaveformSamples"),
-                           (bits, "WaveformBitsAllocated"), (interp, "WaveformSampleInterpretation"),
-                           (fs, "SamplingFrequency")):
+    for value, keyword in (
+        (n_ch, "NumberOfWaveformChannels"),
+        (n_s, "NumberOfWaveformSamples"),
+        (bits, "WaveformBitsAllocated"),
+        (interp, "WaveformSampleInterpretation"),
+        (fs, "SamplingFrequency"),
+    ):
         if value is None:
             raise FormatError(f"{where}: {keyword} is missing")
     if not 1 <= n_ch <= MAX_CHANNELS:
@@ -322,7 +339,11 @@ def read_dicom_waveform(path: str | os.PathLike) -> list[xr.DataArray]:
                 "lowpass": ("channel", [c["lowpass"] for c in chans], {"units": "Hz"}),
                 "notch": ("channel", [c["notch"] for c in chans], {"units": "Hz"}),
                 "sample_skew": ("channel", [c["skew"] for c in chans], {"units": "s"}),
-                "time": ("sample", group["time_offset"] + np.arange(n) / group["sampling_rate"], {"units": "s"}),
+                "time": (
+                    "sample",
+                    group["time_offset"] + np.arange(n) / group["sampling_rate"],
+                    {"units": "s"},
+                ),
             },
             name=group["label"] or f"group{g + 1}",
             attrs={
@@ -412,13 +433,20 @@ def _annotations(ds, name: str) -> dict[tuple[int, int], dict]:
         where = f"{name}: waveform annotation {k + 1}"
         ref = item.get("ReferencedWaveformChannels")
         try:
-            ref = [int(v) for v in (ref if isinstance(ref, (list, tuple)) or hasattr(ref, "__len__") else [ref])]
+            ref = [
+                int(v)
+                for v in (
+                    ref if isinstance(ref, (list, tuple)) or hasattr(ref, "__len__") else [ref]
+                )
+            ]
         except Exception:
             ref = []
         if len(ref) != 2:
-            raise FormatError(f"{where}: ReferencedWaveformChannels {ref!r}, expected (group, channel)")
+            raise FormatError(
+                f"{where}: ReferencedWaveformChannels {ref!r}, expected (group, channel)"
+            )
         try:
-            facts = json.loads(text[len(ANNOTATION_PREFIX):])
+            facts = json.loads(text[len(ANNOTATION_PREFIX) :])
             if not isinstance(facts, dict):
                 raise ValueError("not a JSON object")
         except ValueError as exc:
@@ -517,7 +545,9 @@ def load(path: str | os.PathLike, metadata: Mapping[str, object] | None = None) 
     except FormatError:
         raise
     except Exception as exc:  # damaged values pydicom parses lazily
-        raise FormatError(f"{name}: damaged Electromyogram waveform file ({type(exc).__name__}: {exc})") from None
+        raise FormatError(
+            f"{name}: damaged Electromyogram waveform file ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def _load_emg(ds, path: Path, metadata) -> xr.Dataset:
@@ -539,7 +569,9 @@ def _load_emg(ds, path: Path, metadata) -> xr.Dataset:
         n_v = 0
         for j, ch in enumerate(group["channels"]):
             if ch["units"] != "V":
-                skipped.append(f"group {g + 1} channel {j + 1} {ch['label']!r} ({ch['ucum'] or 'no units'})")
+                skipped.append(
+                    f"group {g + 1} channel {j + 1} {ch['label']!r} ({ch['ucum'] or 'no units'})"
+                )
                 continue
             n_v += 1
             site = normalize_record_site(ch["label"])
@@ -564,7 +596,9 @@ def _load_emg(ds, path: Path, metadata) -> xr.Dataset:
                 elif key == "record":
                     row["record"] = _clean("record", value, where)
                 elif key in _ANNOTATED:
-                    row[key] = coord_value(key, value, f"{where}: {key}") if value is not None else np.nan
+                    row[key] = (
+                        coord_value(key, value, f"{where}: {key}") if value is not None else np.nan
+                    )
             row["sampling_rate"] = group["sampling_rate"]
             row["t_start"] = group["time_offset"] + ch["skew"]
             signals.append(group["values"][j])
@@ -582,7 +616,12 @@ def _load_emg(ds, path: Path, metadata) -> xr.Dataset:
     if skipped:
         attrs["dicom_skipped_channels"] = json.dumps(skipped)
     return finish_trace_set(
-        signals, rows, name, metadata, attrs, f"read DICOM EMG waveform {name}",
+        signals,
+        rows,
+        name,
+        metadata,
+        attrs,
+        f"read DICOM EMG waveform {name}",
         several_channels=max(n_voltage_per_group) > 1,
     )
 
@@ -715,14 +754,18 @@ def write_dicom(traces: xr.Dataset, path: str | os.PathLike, *, bits: int = 16) 
         n = int(one["n_samples"])
         x_uv = np.asarray(one["signal"].values[:n], dtype=np.float64) * 1e6
         if not np.all(np.isfinite(x_uv)):
-            raise ValueError(f"trace {str(one['trace'].values)!r}: NaN or infinite samples among its n_samples")
+            raise ValueError(
+                f"trace {str(one['trace'].values)!r}: NaN or infinite samples among its n_samples"
+            )
         sens = _sensitivity(float(np.max(np.abs(x_uv))) if n else 0.0, max_count)
         counts = np.clip(np.rint(x_uv / float(sens)), -max_count, max_count).astype(dtype)
 
         ch = Dataset()
         site = str(one["record_site"].values)
         ch.ChannelLabel = site[:16]
-        ch.ChannelSourceSequence = Sequence([code("NCS-REC", "99NCSPROC", (site or "recording electrode")[:64])])
+        ch.ChannelSourceSequence = Sequence(
+            [code("NCS-REC", "99NCSPROC", (site or "recording electrode")[:64])]
+        )
         ch.ChannelSensitivity = sens
         ch.ChannelSensitivityUnitsSequence = Sequence([code("uV", "UCUM", "microvolt")])
         ch.ChannelSensitivityCorrectionFactor = "1"
@@ -802,7 +845,9 @@ def _meta_sop_class(buf: bytes) -> str:
             length = struct.unpack_from("<H", buf, pos + 6)[0]
             start = pos + 8
         if elem == 0x0002:
-            return buf[start : start + length].split(b"\x00", 1)[0].decode("ascii", "replace").strip()
+            return (
+                buf[start : start + length].split(b"\x00", 1)[0].decode("ascii", "replace").strip()
+            )
         pos = start + length
     return ""
 
@@ -828,9 +873,9 @@ def _sniff(path: Path) -> str | None:
 
 def _example(folder: str | os.PathLike) -> Path:
     """Three simulated median motor traces written with :func:`write_dicom`."""
-    from ..simulate import response_set
-
     import pydicom
+
+    from ..simulate import response_set
 
     traces, _ = response_set("motor", 3, seed=0, pretrigger=0.002)
     traces = traces.assign_coords(

@@ -43,7 +43,15 @@ SECTIONS = {
     "EXTRA WAVEFORMS": "waveforms",
 }
 # Row label prefix in the file -> table prefix
-_ROW_PREFIX = {"SR": "sr", "QT": "qt", "SD": "sd", "TE": "te", "RC": "rc", "IV": "iv", "MS": "mscan"}
+_ROW_PREFIX = {
+    "SR": "sr",
+    "QT": "qt",
+    "SD": "sd",
+    "TE": "te",
+    "RC": "rc",
+    "IV": "iv",
+    "MS": "mscan",
+}
 _SET_TABLES = {"te", "rc", "iv"}  # row labels carry a set number: TE1.3
 _TABLE_NAMES = {
     "sr": "stimulus-response",
@@ -318,7 +326,9 @@ class _Parser:
             elif section == "extra":
                 m = _ASSIGN.match(line)
                 if not m:
-                    raise FormatError(f"{self.where(i)}: expected 'name = value' in EXTRA VARIABLES")
+                    raise FormatError(
+                        f"{self.where(i)}: expected 'name = value' in EXTRA VARIABLES"
+                    )
                 self.extra.append((m.group(1), m.group(2), i))
             elif section == "waveforms":
                 wf_name = self._waveform_line(i, line, wf_name)
@@ -366,14 +376,19 @@ class _Parser:
                 raise FormatError(f"{where}: data row {first!r} before the column titles")
             set_no = int(row.group(2)) if row.group(2) else 0
             if (table.prefix in _SET_TABLES) != bool(row.group(2)):
-                raise FormatError(f"{where}: row label {first!r} has an unexpected form for this table")
+                raise FormatError(
+                    f"{where}: row label {first!r} has an unexpected form for this table"
+                )
             fields = stripped.split()[1:]
             if len(fields) != len(table.columns):
                 raise FormatError(
                     f"{where}: row {first!r} has {len(fields)} values, expected "
                     f"{len(table.columns)} ({', '.join(c[3] for c in table.columns)})"
                 )
-            values = [_number(v, where, f"a number in column {c[3]!r}") for v, c in zip(fields, table.columns)]
+            values = [
+                _number(v, where, f"a number in column {c[3]!r}")
+                for v, c in zip(fields, table.columns)
+            ]
             key = (set_no, int(row.group(3)))
             if key in table.rows:
                 raise FormatError(f"{where}: row {first!r} repeats line {table.rows[key][0]}")
@@ -425,7 +440,9 @@ class _Parser:
     def _derived_line(self, i: int, line: str) -> None:
         m = _DERIVED.match(line)
         if m:
-            value = _number(m.group(2), self.where(i), f"the value of derived variable {m.group(1)}")
+            value = _number(
+                m.group(2), self.where(i), f"the value of derived variable {m.group(1)}"
+            )
             self.derived.append((int(m.group(1)), value, m.group(3), i))
             return
         m = _ASSIGN.match(line)
@@ -455,11 +472,15 @@ class _Parser:
         count, rows, start = self.waveforms[current]
         if count < 0:
             raise FormatError(f"{where}: expected '!<number of rows>' after '!{current}'")
-        values = [float(_number(v, where, f"a number in waveform {current!r}")) for v in stripped.split()]
+        values = [
+            float(_number(v, where, f"a number in waveform {current!r}")) for v in stripped.split()
+        ]
         if rows and len(values) != len(rows[0]):
             raise FormatError(f"{where}: {len(values)} values, the rows above have {len(rows[0])}")
         if len(rows) >= count:
-            raise FormatError(f"{where}: waveform {current!r} declares {count} rows (line {start}) but has more")
+            raise FormatError(
+                f"{where}: waveform {current!r} declares {count} rows (line {start}) but has more"
+            )
         rows.append(values)
         return current
 
@@ -478,12 +499,20 @@ def _table_vars(table: _Table, name: str) -> tuple[dict, dict]:
         si = {s: j for j, s in enumerate(sets)}
         pi = {q: j for j, q in enumerate(points)}
         coords[f"{p}_set"] = (f"{p}_set", np.array(sets, dtype=np.int64))
-        coords[f"{p}_point"] = (f"{p}_point", np.array(points, dtype=np.int64), {"long_name": "row number in its set"})
+        coords[f"{p}_point"] = (
+            f"{p}_point",
+            np.array(points, dtype=np.int64),
+            {"long_name": "row number in its set"},
+        )
         for c, (col, factor, unit, title) in enumerate(table.columns):
             grid = np.full((len(sets), len(points)), np.nan)
             for r, k in enumerate(keys):
                 grid[si[k[0]], pi[k[1]]] = values[r, c]
-            data_vars[f"{p}_{col}"] = ((f"{p}_set", f"{p}_point"), grid, {"units": unit, "long_name": title})
+            data_vars[f"{p}_{col}"] = (
+                (f"{p}_set", f"{p}_point"),
+                grid,
+                {"units": unit, "long_name": title},
+            )
     else:
         coords[f"{p}_point"] = (
             f"{p}_point",
@@ -491,7 +520,11 @@ def _table_vars(table: _Table, name: str) -> tuple[dict, dict]:
             {"long_name": f"row number ({'MS' if p == 'mscan' else p.upper()}.n)"},
         )
         for c, (col, factor, unit, title) in enumerate(table.columns):
-            data_vars[f"{p}_{col}"] = ((f"{p}_point",), values[:, c], {"units": unit, "long_name": title})
+            data_vars[f"{p}_{col}"] = (
+                (f"{p}_point",),
+                values[:, c],
+                {"units": unit, "long_name": title},
+            )
     return data_vars, coords
 
 
@@ -526,7 +559,9 @@ def _completeness(parser: _Parser, ds_vars: dict) -> list[str]:
             absent = [s for s in want if s not in sets]
             if absent:
                 problems.append(
-                    "threshold electrotonus sets " + ", ".join(f"TE{s}" for s in absent) + " are missing"
+                    "threshold electrotonus sets "
+                    + ", ".join(f"TE{s}" for s in absent)
+                    + " are missing"
                 )
             for s in sorted(set(sets)):
                 rows = [(k[1], table.rows[k]) for k in sorted(table.rows) if k[0] == s]
@@ -566,7 +601,9 @@ def _completeness(parser: _Parser, ds_vars: dict) -> list[str]:
             have = set(rows)
             absent = [r for r in range(1, sp[3] + 1) if r not in have]
             if absent:
-                shown = ", ".join(f"MS.{r}" for r in absent[:5]) + (" ..." if len(absent) > 5 else "")
+                shown = ", ".join(f"MS.{r}" for r in absent[:5]) + (
+                    " ..." if len(absent) > 5 else ""
+                )
                 problems.append(
                     f"the M-scan lacks {len(absent)} of rows MS.1 to MS.{sp[3]} named by Scanpts "
                     f"({shown})"
@@ -583,7 +620,9 @@ def _completeness(parser: _Parser, ds_vars: dict) -> list[str]:
             )
     for wf, (count, rows, line) in parser.waveforms.items():
         if count >= 0 and len(rows) < count:
-            problems.append(f"waveform {wf!r} declares {count} rows (line {line}) but has {len(rows)}")
+            problems.append(
+                f"waveform {wf!r} declares {count} rows (line {line}) but has {len(rows)}"
+            )
     return problems
 
 
@@ -621,7 +660,11 @@ def _read_mem(path: Path) -> xr.Dataset:
         widths = [w for w, _ in parser.max_cmap]
         if len(set(widths)) != len(widths):
             raise FormatError(f"{path.name}: two 'Max CMAP' lines for the same pulse width")
-        coords["sr_width"] = ("sr_width", np.array(widths), {"units": "s", "long_name": "test pulse width"})
+        coords["sr_width"] = (
+            "sr_width",
+            np.array(widths),
+            {"units": "s", "long_name": "test pulse width"},
+        )
         data_vars["sr_max_cmap"] = (
             ("sr_width",),
             np.array([a for _, a in parser.max_cmap]),
@@ -657,15 +700,25 @@ def _read_mem(path: Path) -> xr.Dataset:
                 f"{path.name}, line {model[2]}: MScan Model rows have {rows.shape[1]} columns, "
                 "expected 4 (unit, threshold mA, amplitude %, relative spread %)"
             )
-        coords["msf_unit"] = ("msf_unit", rows[:, 0].astype(np.int64), {"long_name": "MScanFit unit number"})
+        coords["msf_unit"] = (
+            "msf_unit",
+            rows[:, 0].astype(np.int64),
+            {"long_name": "MScanFit unit number"},
+        )
         data_vars["msf_unit_threshold"] = (
-            ("msf_unit",), rows[:, 1] * 1e-3, {"units": "A", "long_name": "unit threshold"}
+            ("msf_unit",),
+            rows[:, 1] * 1e-3,
+            {"units": "A", "long_name": "unit threshold"},
         )
         data_vars["msf_unit_amplitude_pct"] = (
-            ("msf_unit",), rows[:, 2], {"units": "%", "long_name": "unit amplitude, % of MSFPeakAmp"}
+            ("msf_unit",),
+            rows[:, 2],
+            {"units": "%", "long_name": "unit amplitude, % of MSFPeakAmp"},
         )
         data_vars["msf_unit_spread_pct"] = (
-            ("msf_unit",), rows[:, 3], {"units": "%", "long_name": "unit threshold relative spread"}
+            ("msf_unit",),
+            rows[:, 3],
+            {"units": "%", "long_name": "unit threshold relative spread"},
         )
     other = sorted(k for k in parser.waveforms if k != "MScan Model")
     attrs = {"source_format": "qtrac-mem", "source_file": path.name}
@@ -675,7 +728,9 @@ def _read_mem(path: Path) -> xr.Dataset:
     if parser.dropped_header:
         attrs["dropped_header_fields"] = ", ".join(parser.dropped_header)
     if parser.skipped_sections or other:
-        attrs["skipped_sections"] = ", ".join(parser.skipped_sections + [f"waveform {o}" for o in other])
+        attrs["skipped_sections"] = ", ".join(
+            parser.skipped_sections + [f"waveform {o}" for o in other]
+        )
     problems = parser.problems + _completeness(parser, data_vars)
     if problems:
         attrs["qtrac_problems"] = "\n".join(problems)
@@ -716,8 +771,14 @@ def _read_mef(path: Path) -> xr.Dataset:
         ds = _read_mem(f)
         sets.append(_attrs_to_vars(ds))
     out = xr.concat(
-        sets, dim="recording", join="outer", data_vars="all", coords="different", compat="equals",
-        fill_value=np.nan, combine_attrs="drop",
+        sets,
+        dim="recording",
+        join="outer",
+        data_vars="all",
+        coords="different",
+        compat="equals",
+        fill_value=np.nan,
+        combine_attrs="drop",
     )
     for name, var in out.data_vars.items():
         if var.dtype == object:
@@ -744,7 +805,11 @@ def _attrs_to_vars(ds: xr.Dataset) -> xr.Dataset:
         if key in _PER_RECORDING_ATTRS:
             continue
         if key == "scanpts":
-            out["scanpts"] = (("scanpts_index",), np.asarray(value, dtype=np.float64), {"long_name": "Scanpts bounds"})
+            out["scanpts"] = (
+                ("scanpts_index",),
+                np.asarray(value, dtype=np.float64),
+                {"long_name": "Scanpts bounds"},
+            )
         elif key in _HEADER_UNITS:
             out[key] = ((), value, {"units": _HEADER_UNITS[key]})
         elif isinstance(value, str):
@@ -917,7 +982,11 @@ def cmap_scan(ds: xr.Dataset, rows: str = "scan") -> xr.Dataset:
                 col("max_cmap", np.float64),
                 {"units": "V", "long_name": "largest CMAP amplitude of the rows used"},
             ),
-            "d50": (dims, col("d50", np.float64), {"units": "1", "long_name": "D50 (number of steps)"}),
+            "d50": (
+                dims,
+                col("d50", np.float64),
+                {"units": "1", "long_name": "D50 (number of steps)"},
+            ),
             "n_points": (dims, col("n_points", np.int64)),
             "first_row": (dims, col("first_row", np.int64)),
             "last_row": (dims, col("last_row", np.int64)),

@@ -71,30 +71,54 @@ STATUS_NAMES = {
 
 #: QC flag bit -> (name, meaning), in bit order (CF flag_masks / flag_meanings).
 FLAG_NAMES = {
-    F_POSITIVE_ONSET: ("positive_onset", "the response starts with a positive deflection; "
-                       "the onset is that deflection's departure from baseline"),
+    F_POSITIVE_ONSET: (
+        "positive_onset",
+        "the response starts with a positive deflection; "
+        "the onset is that deflection's departure from baseline",
+    ),
     F_PRETRIGGER_BASELINE: ("pretrigger_baseline", "baseline from the pre-trigger segment"),
-    F_POST_ARTEFACT_BASELINE: ("post_artefact_baseline",
-                               "baseline from a quiet window after the stimulus artefact"),
+    F_POST_ARTEFACT_BASELINE: (
+        "post_artefact_baseline",
+        "baseline from a quiet window after the stimulus artefact",
+    ),
     F_NO_F_WAVE: ("no_f_wave", "F-wave trace without a late response (f_latency is NaN)"),
-    F_NO_RETURN: ("no_return_to_baseline", "a negative lobe does not return to baseline in "
-                  "the search window (durations and area are NaN)"),
+    F_NO_RETURN: (
+        "no_return_to_baseline",
+        "a negative lobe does not return to baseline in "
+        "the search window (durations and area are NaN)",
+    ),
     F_NAN_IN_BASELINE: ("nan_in_baseline", "non-finite samples in the baseline were ignored"),
-    F_ARTEFACT_UNSETTLED: ("artefact_unsettled", "the stimulus artefact did not settle within "
-                           "blank_max"),
-    F_ONSET_AT_ARTEFACT: ("onset_at_artefact_end", "back-tracking reached the end of the "
-                          "artefact: the true onset may be hidden in it"),
-    F_PEAK_AT_WINDOW_END: ("peak_at_window_end", "the negative peak is at the end of the search "
-                           "window (the response may continue after it)"),
-    F_ARTEFACT_SUBTRACTED: ("artefact_subtracted", "a fitted stimulus-artefact decay was "
-                            "subtracted before measuring"),
-    F_ONSET_BACKTRACKED: ("onset_backtracked", "onset from back-tracking to the baseline band "
-                          "(positive first deflection, or no usable leading-edge fit)"),
-    F_BASELINE_REFINED: ("baseline_refined", "post-artefact baseline level re-estimated over "
-                         "the whole quiet stretch before the response (it moved by more than "
-                         "one SD of the smoothed noise)"),
-    F_BASELINE_SLOPE: ("baseline_slope", "the baseline is a fitted straight line (significant "
-                       "drift), not a constant"),
+    F_ARTEFACT_UNSETTLED: (
+        "artefact_unsettled",
+        "the stimulus artefact did not settle within blank_max",
+    ),
+    F_ONSET_AT_ARTEFACT: (
+        "onset_at_artefact_end",
+        "back-tracking reached the end of the artefact: the true onset may be hidden in it",
+    ),
+    F_PEAK_AT_WINDOW_END: (
+        "peak_at_window_end",
+        "the negative peak is at the end of the search window (the response may continue after it)",
+    ),
+    F_ARTEFACT_SUBTRACTED: (
+        "artefact_subtracted",
+        "a fitted stimulus-artefact decay was subtracted before measuring",
+    ),
+    F_ONSET_BACKTRACKED: (
+        "onset_backtracked",
+        "onset from back-tracking to the baseline band "
+        "(positive first deflection, or no usable leading-edge fit)",
+    ),
+    F_BASELINE_REFINED: (
+        "baseline_refined",
+        "post-artefact baseline level re-estimated over "
+        "the whole quiet stretch before the response (it moved by more than "
+        "one SD of the smoothed noise)",
+    ),
+    F_BASELINE_SLOPE: (
+        "baseline_slope",
+        "the baseline is a fitted straight line (significant drift), not a constant",
+    ),
 }
 
 __all__ = [

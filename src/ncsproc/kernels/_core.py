@@ -203,8 +203,8 @@ def order_pair(v, lo, m):
     mispredicted branches of a classic Hoare partition cost more than the comparisons.
     """
     src = v[0:m]
-    dst = v[m:2 * m]
-    spare = v[2 * m:3 * m]
+    dst = v[m : 2 * m]
+    spare = v[2 * m : 3 * m]
     a = 0
     b = m
     val = np.nan
@@ -277,7 +277,7 @@ def block_noise(x, i0, i1, block, tmp):
     m4 = m - m % 4
     while b0 + block <= i1:
         # four interleaved partial sums (d2 index k mod 4): four independent add chains
-        xb = x[b0:b0 + block]
+        xb = x[b0 : b0 + block]
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
@@ -625,7 +625,7 @@ def smooth_into(y, a, n, level, h, s):
     k0 = h if h < m else m
     k1 = m - h if m - h > k0 else k0
     if k1 > k0:
-        _moving_sum_into(y[a + k0 - h:], s[k0:], k1 - k0, h, inv, level)
+        _moving_sum_into(y[a + k0 - h :], s[k0:], k1 - k0, h, inv, level)
     # edges (shrunk windows): [0, k0) and [k1, m), or everything when there is no interior
     n_head = k0 if k1 > k0 else m
     for kk in range(n_head + (m - k1 if k1 > k0 else 0)):
@@ -739,7 +739,7 @@ def arg_extremes(s, a, i0, i1):
     The extreme values first (:func:`extreme_values`), then a short scan for their first
     occurrence: no data-dependent branch in the long loop.
     """
-    v = s[i0 - a:i1 - a]
+    v = s[i0 - a : i1 - a]
     m = v.shape[0]
     vmin, vmax = extreme_values(v)
     p = 0
@@ -1344,7 +1344,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
     lobe_thr = prm[P_LOBE_FRACTION] * amp
     if lobe_thr < thr:
         lobe_thr = thr
-    first_ret, last_end, vmax, no_return = lobes_after_peak(s[p - a:e_lobe - a], p, lobe_thr)
+    first_ret, last_end, vmax, no_return = lobes_after_peak(s[p - a : e_lobe - a], p, lobe_thr)
     out[O_P2P] = vmax - vmin
     if no_return:
         flags |= F_NO_RETURN
@@ -1356,7 +1356,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
         out[O_TOTAL_DURATION] = (last_end - on) * dt
         i_on = int(math.ceil(on))
         i_end = int(math.floor(last_end)) + 1
-        out[O_NEG_AREA] = negative_sum(s[i_on - a:i_end - a]) * dt
+        out[O_NEG_AREA] = negative_sum(s[i_on - a : i_end - a]) * dt
 
     # 9. F wave: the first sustained departure after the M wave (not before f_start)
     if is_f:
@@ -1369,13 +1369,20 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, tmp, out):
             f1 = n
         found = False
         if f0 >= 0 and f1 - f0 > 0:
-            cf, polf = first_sustained(
-                s[: n - a], a, f0, f1, thr_f, n_of(prm[P_F_SUSTAIN], fs, 1)
-            )
+            cf, polf = first_sustained(s[: n - a], a, f0, f1, thr_f, n_of(prm[P_F_SUSTAIN], fs, 1))
             if cf >= 0:
                 onf, _, _ = onset_of(
-                    s, a, n, cf, polf, thr_f, back, prm[P_EDGE_FRACTION],
-                    prm[P_F_EDGE_POWER], f0, n - 1,
+                    s,
+                    a,
+                    n,
+                    cf,
+                    polf,
+                    thr_f,
+                    back,
+                    prm[P_EDGE_FRACTION],
+                    prm[P_F_EDGE_POWER],
+                    f0,
+                    n - 1,
                 )
                 out[O_F_LATENCY] = t0 + onf * dt
                 found = True
@@ -1391,8 +1398,12 @@ def _block_signature():
     # writable C-contiguous blocks (the usual case) get their own compilation, an exact match
     # that wins over the any-layout one: unit-stride rows let the copy into the float64
     # scratch vectorise. Read-only or strided blocks take the any-layout version.
-    for ftype, layout, readonly in ((types.float32, "C", False), (types.float64, "C", False),
-                                    (types.float32, "A", True), (types.float64, "A", True)):
+    for ftype, layout, readonly in (
+        (types.float32, "C", False),
+        (types.float64, "C", False),
+        (types.float32, "A", True),
+        (types.float64, "A", True),
+    ):
         sigs.append(
             types.void(
                 types.Array(ftype, 2, layout, readonly=readonly),

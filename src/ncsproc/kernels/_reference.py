@@ -139,8 +139,11 @@ def ref_fit_artefact(y, i0, i1, t0, dt, tau_min, tau_max):
 
     lt = grid[best]
     if 0 < best < K.N_TAU_GRID - 1:
-        pts = [(grid[best - 1], sses[best - 1]), (grid[best], sses[best]),
-               (grid[best + 1], sses[best + 1])]
+        pts = [
+            (grid[best - 1], sses[best - 1]),
+            (grid[best], sses[best]),
+            (grid[best + 1], sses[best + 1]),
+        ]
         for _ in range(K.N_PARABOLIC):
             (x1, f1), (x2, f2), (x3, f3) = pts
             num = (x2 - x1) ** 2 * (f2 - f3) - (x2 - x3) ** 2 * (f2 - f1)
@@ -180,7 +183,7 @@ def ref_subtract_artefact(y, i0, i1, t0, dt, tau, c0, c1, tol):
     u = (t0 + np.arange(i0, i1) * dt) / tau
     done = np.flatnonzero((u >= 1.0) & (e * (abs(c0) + abs(c1) * u) < tol))
     stop = done[0] if done.size else m
-    y[i0:i0 + stop] -= (e * (c0 + c1 * u))[:stop]
+    y[i0 : i0 + stop] -= (e * (c0 + c1 * u))[:stop]
 
 
 def ref_robust_level(x, i0, i1, sigma):
@@ -364,8 +367,10 @@ def ref_extreme_plateau(x, i0, i1):
     seg = np.asarray(x[i0:i1], dtype=np.float64)
     if seg.size == 0:
         return 0
-    return max(ref_plateau_run(seg, 0, seg.size, 0, seg.size, True)[0],
-               ref_plateau_run(seg, 0, seg.size, 0, seg.size, False)[0])
+    return max(
+        ref_plateau_run(seg, 0, seg.size, 0, seg.size, True)[0],
+        ref_plateau_run(seg, 0, seg.size, 0, seg.size, False)[0],
+    )
 
 
 def _ref_unsettled(x, n, fs, t0, prm, flags):
@@ -404,8 +409,11 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         tau, cl, c0, c1, sse, sse_c = ref_fit_artefact(
             y, i_fit, i_eo, t0, dt, prm[P_ARTEFACT_TAU_MIN], prm[P_ARTEFACT_TAU_MAX]
         )
-        if (np.isfinite(sse) and sse <= prm[P_K_FIT] ** 2 * sig * sig * m
-                and sse_c - sse >= K._ART_SIGNIFICANCE * sig * sig):
+        if (
+            np.isfinite(sse)
+            and sse <= prm[P_K_FIT] ** 2 * sig * sig * m
+            and sse_c - sse >= K._ART_SIGNIFICANCE * sig * sig
+        ):
             ref_subtract_artefact(y, i_blank, n, t0, dt, tau, c0, c1, K._ART_TOL * sig)
             fit_level = cl
             flags |= K.F_ARTEFACT_SUBTRACTED
@@ -519,8 +527,9 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     if pol > 0:
         flags |= K.F_POSITIVE_ONSET
     back = prm[P_K_BACK] * sig_s
-    on, at_a, bt = ref_onset_of(s, a, n, c, pol, thr, back, prm[P_EDGE_FRACTION],
-                                prm[P_EDGE_POWER], a, p)
+    on, at_a, bt = ref_onset_of(
+        s, a, n, c, pol, thr, back, prm[P_EDGE_FRACTION], prm[P_EDGE_POWER], a, p
+    )
     if pol < 0 and prm[P_K_DIP] > 0.0:
         dip = ref_positive_dip(y, s, a, c, level + lb * (c - p), sig, prm[P_K_DIP], n_sus, n_gap)
         if 0.0 <= dip < on:
@@ -606,8 +615,19 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         if f0 >= 0 and f1 - f0 > 0:
             cf, polf = ref_first_sustained(s, a, f0, f1, thr_f, ref_n_of(prm[P_F_SUSTAIN], fs, 1))
             if cf >= 0:
-                onf, _, _ = ref_onset_of(s, a, n, cf, polf, thr_f, back, prm[P_EDGE_FRACTION],
-                                         prm[P_F_EDGE_POWER], f0, n - 1)
+                onf, _, _ = ref_onset_of(
+                    s,
+                    a,
+                    n,
+                    cf,
+                    polf,
+                    thr_f,
+                    back,
+                    prm[P_EDGE_FRACTION],
+                    prm[P_F_EDGE_POWER],
+                    f0,
+                    n - 1,
+                )
                 out[K.O_F_LATENCY] = t0 + onf * dt
                 found = True
         if not found:
@@ -624,8 +644,12 @@ def ref_measure_block(signal, n_samples, sampling_rate, t_start, modality, param
     for r in range(m):
         code = int(modality[r])
         out[r], status[r], flags[r] = ref_measure_trace(
-            signal[r], min(int(n_samples[r]), signal.shape[1]), float(sampling_rate[r]),
-            float(t_start[r]), params[code], code == 2,
+            signal[r],
+            min(int(n_samples[r]), signal.shape[1]),
+            float(sampling_rate[r]),
+            float(t_start[r]),
+            params[code],
+            code == 2,
         )
     return out, status, flags
 

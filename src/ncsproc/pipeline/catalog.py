@@ -110,9 +110,7 @@ class Catalog:
         """Record a new run (and mark runs that never finished as interrupted)."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute(
-                "UPDATE runs SET status = 'interrupted' WHERE status = 'running'"
-            )
+            self.db.execute("UPDATE runs SET status = 'interrupted' WHERE status = 'running'")
             self.db.execute(
                 "INSERT OR IGNORE INTO settings VALUES (?, ?, ?)",
                 (settings.sha256, settings.name, json.dumps(settings.identity(), sort_keys=True)),
@@ -143,7 +141,7 @@ class Catalog:
         self.db.row_factory = sqlite3.Row
         try:
             for i in range(0, len(keys), 500):
-                chunk = keys[i: i + 500]
+                chunk = keys[i : i + 500]
                 q = f"SELECT * FROM exams WHERE exam_key IN ({','.join('?' * len(chunk))})"
                 for row in self.db.execute(q, chunk):
                     out[row["exam_key"]] = dict(row)
@@ -151,20 +149,37 @@ class Catalog:
             self.db.row_factory = None
         return out
 
-    def record(self, run_id: int, settings_sha256: str, content: dict[str, str],
-               summaries: list[dict]) -> int:
+    def record(
+        self, run_id: int, settings_sha256: str, content: dict[str, str], summaries: list[dict]
+    ) -> int:
         """Commit the cacheable exams of one finished task; return how many were recorded."""
         rows = []
         now = _now()
         for s in summaries:
             if not s.get("cacheable") or not s.get("part"):
                 continue
-            rows.append((
-                s["key"], s["exam_id"], content[s["key"]], s["ncsproc_version"],
-                settings_sha256, s["status"], s["part"], s["part_sha256"], s["part_bytes"],
-                int(bool(s.get("has_traces"))), s["n_files"], s["n_skipped"], s["n_traces"],
-                s["n_errors"], s.get("width"), s.get("signal_dtype"), run_id, now,
-            ))
+            rows.append(
+                (
+                    s["key"],
+                    s["exam_id"],
+                    content[s["key"]],
+                    s["ncsproc_version"],
+                    settings_sha256,
+                    s["status"],
+                    s["part"],
+                    s["part_sha256"],
+                    s["part_bytes"],
+                    int(bool(s.get("has_traces"))),
+                    s["n_files"],
+                    s["n_skipped"],
+                    s["n_traces"],
+                    s["n_errors"],
+                    s.get("width"),
+                    s.get("signal_dtype"),
+                    run_id,
+                    now,
+                )
+            )
         if rows:
             with self.db:
                 self.db.execute("BEGIN")

@@ -45,42 +45,81 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="trace files, folders (searched recursively) or globs")
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help="trace files, folders (searched recursively) or globs",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    p.add_argument("--manifest", metavar="CSV",
-                   help="exam grouping: columns source_file, exam_id and optionally "
-                   "subject_id, age, height, sex (default: one folder per exam)")
-    p.add_argument("--config", metavar="TOML",
-                   help="settings file, e.g. pipelines/default.toml (measure parameters, "
-                   "normal limits, rules, criteria)")
-    p.add_argument("--scheduler", default=DEFAULT_SCHEDULER, metavar="NAME",
-                   help="synchronous, threads, processes (default), or the address of a "
-                   "running dask scheduler (tcp://host:port) or its scheduler file (*.json)")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="threads or processes of a local scheduler (default: all cores)")
-    p.add_argument("--no-traces", action="store_true",
-                   help="leave the trace sets out of cohort.h5 (tables only)")
-    p.add_argument("--no-parquet", action="store_true",
-                   help="no Parquet copies even when pyarrow is installed")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="exams per task (default: automatic, at most 8); never changes results")
-    p.add_argument("--retries", type=int, default=2, metavar="N",
-                   help="resubmissions of a task whose worker died (default 2)")
-    p.add_argument("--force", action="store_true",
-                   help="recompute every exam, ignoring the cache")
-    p.add_argument("--key-file", metavar="FILE",
-                   help="centre secret for keyed pseudonyms of the files' patient identifiers "
-                   "(default: the environment variable NCSPROC_PSEUDONYM_KEY; never written)")
-    p.add_argument("--date-precision", choices=["none", "year", "month", "day"], default="year",
-                   help="how much of the exam date leaves the readers (default: year)")
-    p.add_argument("--overrides", metavar="CSV",
-                   help="marker overrides of a reviewer (trace_id,marker,time_ms,reviewer,reason; "
-                   "formats/review.md): validated first (exit 2 listing every problem), applied "
-                   "after measuring; only the exams they concern are recomputed")
+    p.add_argument(
+        "--manifest",
+        metavar="CSV",
+        help="exam grouping: columns source_file, exam_id and optionally "
+        "subject_id, age, height, sex (default: one folder per exam)",
+    )
+    p.add_argument(
+        "--config",
+        metavar="TOML",
+        help="settings file, e.g. pipelines/default.toml (measure parameters, "
+        "normal limits, rules, criteria)",
+    )
+    p.add_argument(
+        "--scheduler",
+        default=DEFAULT_SCHEDULER,
+        metavar="NAME",
+        help="synchronous, threads, processes (default), or the address of a "
+        "running dask scheduler (tcp://host:port) or its scheduler file (*.json)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="threads or processes of a local scheduler (default: all cores)",
+    )
+    p.add_argument(
+        "--no-traces",
+        action="store_true",
+        help="leave the trace sets out of cohort.h5 (tables only)",
+    )
+    p.add_argument(
+        "--no-parquet", action="store_true", help="no Parquet copies even when pyarrow is installed"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        metavar="N",
+        help="exams per task (default: automatic, at most 8); never changes results",
+    )
+    p.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        metavar="N",
+        help="resubmissions of a task whose worker died (default 2)",
+    )
+    p.add_argument("--force", action="store_true", help="recompute every exam, ignoring the cache")
+    p.add_argument(
+        "--key-file",
+        metavar="FILE",
+        help="centre secret for keyed pseudonyms of the files' patient identifiers "
+        "(default: the environment variable NCSPROC_PSEUDONYM_KEY; never written)",
+    )
+    p.add_argument(
+        "--date-precision",
+        choices=["none", "year", "month", "day"],
+        default="year",
+        help="how much of the exam date leaves the readers (default: year)",
+    )
+    p.add_argument(
+        "--overrides",
+        metavar="CSV",
+        help="marker overrides of a reviewer (trace_id,marker,time_ms,reviewer,reason; "
+        "formats/review.md): validated first (exit 2 listing every problem), applied "
+        "after measuring; only the exams they concern are recomputed",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="only errors and the final summary")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors and the final summary")
     p.set_defaults(func=cmd_extract)
     return p
 
@@ -117,9 +156,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(f"ncsproc extract: {exc}", file=sys.stderr)
         return 2
     if key is None and not args.quiet:
-        print("ncsproc extract: no pseudonym key (--key-file or NCSPROC_PSEUDONYM_KEY): subject "
-              "ids are the manifest's or the exam folders' ids, never derived from the files",
-              file=sys.stderr)
+        print(
+            "ncsproc extract: no pseudonym key (--key-file or NCSPROC_PSEUDONYM_KEY): subject "
+            "ids are the manifest's or the exam folders' ids, never derived from the files",
+            file=sys.stderr,
+        )
     handler = _configure_logging(args.quiet)
     display = None if (args.quiet or args.no_progress) else ProgressDisplay(sys.stderr)
     try:
@@ -149,8 +190,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
         logging.getLogger("ncsproc.pipeline").removeHandler(handler)
     print(f"ncsproc extract: {result.summary()} -> {args.out}", file=sys.stderr)
     if result.n_errors:
-        print(f"ncsproc extract: {result.n_errors} file(s) or exam(s) failed; see "
-              f"{args.out}/errors.csv", file=sys.stderr)
+        print(
+            f"ncsproc extract: {result.n_errors} file(s) or exam(s) failed; see "
+            f"{args.out}/errors.csv",
+            file=sys.stderr,
+        )
     return result.exit_status
 
 

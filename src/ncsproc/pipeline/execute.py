@@ -80,9 +80,15 @@ class Runner:
                 return 1
         return 1 if self.kind == "synchronous" else self.workers
 
-    def run(self, func: Callable, batches: Sequence, args: tuple,
-            on_done: Callable[[int, object], None],
-            on_failed: Callable[[int, BaseException], None], retries: int = 2) -> None:
+    def run(
+        self,
+        func: Callable,
+        batches: Sequence,
+        args: tuple,
+        on_done: Callable[[int, object], None],
+        on_failed: Callable[[int, BaseException], None],
+        retries: int = 2,
+    ) -> None:
         """Run ``func(batch, *args)`` for every batch; report each result or failure."""
         if not batches:
             return
@@ -104,8 +110,16 @@ class Runner:
             finished: set[int] = set()
             client_errors: list[BaseException] = []
 
-            def posttask(key, result, dsk, state, worker_id, _index=index, _done=finished,
-                         _errors=client_errors):
+            def posttask(
+                key,
+                result,
+                dsk,
+                state,
+                worker_id,
+                _index=index,
+                _done=finished,
+                _errors=client_errors,
+            ):
                 i = _index.get(key)
                 if i is not None and i not in _done:
                     _done.add(i)
@@ -131,13 +145,24 @@ class Runner:
                 remaining = [i for i in remaining if i not in finished]
                 attempt += 1
                 if attempt > retries:
-                    logger.warning("%d task(s) failed after %d attempts: %s: %s",
-                                   len(remaining), attempt, type(exc).__name__, exc)
+                    logger.warning(
+                        "%d task(s) failed after %d attempts: %s: %s",
+                        len(remaining),
+                        attempt,
+                        type(exc).__name__,
+                        exc,
+                    )
                     for i in remaining:
                         on_failed(i, exc)
                     return
-                logger.warning("%s: %s; resubmitting %d unfinished task(s) (retry %d of %d)",
-                               type(exc).__name__, exc, len(remaining), attempt, retries)
+                logger.warning(
+                    "%s: %s; resubmitting %d unfinished task(s) (retry %d of %d)",
+                    type(exc).__name__,
+                    exc,
+                    len(remaining),
+                    attempt,
+                    retries,
+                )
                 continue
             remaining = [i for i in remaining if i not in finished]
             if remaining:  # pragma: no cover - every task reports through the callback
@@ -151,13 +176,20 @@ class Runner:
 
         client = self.client
         with client.as_current():
-            shared = [client.scatter(a, broadcast=True, hash=False) if _large(a) else a
-                      for a in args]
+            shared = [
+                client.scatter(a, broadcast=True, hash=False) if _large(a) else a for a in args
+            ]
             token = uuid.uuid4().hex[:12]
             futures = {}
             for i, batch in enumerate(batches):
-                fut = client.submit(func, batch, *shared, pure=False, retries=retries,
-                                    key=f"ncsproc-extract-{token}-{i}")
+                fut = client.submit(
+                    func,
+                    batch,
+                    *shared,
+                    pure=False,
+                    retries=retries,
+                    key=f"ncsproc-extract-{token}-{i}",
+                )
                 futures[fut] = i
             try:
                 for fut in as_completed(list(futures)):

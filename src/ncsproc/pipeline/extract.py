@@ -100,8 +100,13 @@ def auto_batch_size(n_exams: int, parallelism: int) -> int:
 
 def _problem_row(job: ExamJob) -> dict:
     error, message = job.problem
-    return {"source_file": job.label, "error": error, "message": scrub(message, job),
-            "exam_id": job.exam_id, "stage": "plan"}
+    return {
+        "source_file": job.label,
+        "error": error,
+        "message": scrub(message, job),
+        "exam_id": job.exam_id,
+        "stage": "plan",
+    }
 
 
 def _clean_stale(out: Path, parts: Path) -> None:
@@ -259,14 +264,22 @@ def extract(
     hash_exams(valid, settings.sha256)
     review_errors = _assign_overrides(review, plan.exams, valid)
     timings["hash"] = time.perf_counter() - t0
-    logger.info("%d candidate file(s) in %d exam(s) (%s); settings %s (%s)",
-                plan.n_candidates, len(plan.exams), plan.mode, settings.name,
-                settings.sha256[:12])
+    logger.info(
+        "%d candidate file(s) in %d exam(s) (%s); settings %s (%s)",
+        plan.n_candidates,
+        len(plan.exams),
+        plan.mode,
+        settings.name,
+        settings.sha256[:12],
+    )
     if plan.skipped:
         names = [f.source_file for f in plan.skipped]
-        logger.info("skipped %d file(s) beside the exam folders that no trace reader "
-                    "recognises (not an exam): %s", len(names),
-                    ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""))
+        logger.info(
+            "skipped %d file(s) beside the exam folders that no trace reader "
+            "recognises (not an exam): %s",
+            len(names),
+            ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
+        )
 
     lock = _DirLock(cache / "lock")
     lock.__enter__()
@@ -293,9 +306,13 @@ def extract(
                 and (parts_dir / row["part"]).stat().st_size == row["part_bytes"]
             )
             if usable:
-                done[job.key] = {"part": row["part"], "part_sha256": row["part_sha256"],
-                                 "status": row["status"], "n_errors": row["n_errors"],
-                                 "cached": True}
+                done[job.key] = {
+                    "part": row["part"],
+                    "part_sha256": row["part_sha256"],
+                    "status": row["status"],
+                    "n_errors": row["n_errors"],
+                    "cached": True,
+                }
             else:
                 todo.append(job)
         del rows
@@ -307,16 +324,25 @@ def extract(
         # -- compute ------------------------------------------------------------------------
         t0 = time.perf_counter()
         size = batch_size or auto_batch_size(len(todo), runner.parallelism)
-        batches = [todo[i: i + size] for i in range(0, len(todo), size)]
+        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
         files_total = sum(j.n_files for j in todo)
         state = {"files": 0, "exams": 0, "failures": len(extra_errors)}
         state["failures"] += sum(int(r["n_errors"]) for r in done.values())
 
         def report(finished=False):
             if progress is not None and batches:
-                progress(Progress(state["files"], files_total, state["exams"], len(todo),
-                                  state["failures"], len(done), time.perf_counter() - t0,
-                                  finished))
+                progress(
+                    Progress(
+                        state["files"],
+                        files_total,
+                        state["exams"],
+                        len(todo),
+                        state["failures"],
+                        len(done),
+                        time.perf_counter() - t0,
+                        finished,
+                    )
+                )
 
         def on_done(i, summaries):
             catalog.record(run_id, settings.sha256, content, summaries)
@@ -332,34 +358,48 @@ def extract(
 
         def on_failed(i, exc):
             for job in batches[i]:
-                extra_errors.append({
-                    "source_file": job.label,
-                    "error": type(exc).__name__,
-                    "message": "the task processing this exam failed (a worker died or the "
-                    f"cluster was lost) after {retries} retries: {scrub(str(exc), job)}; it is "
-                    "not cached, so the next run tries again",
-                    "exam_id": job.exam_id,
-                    "stage": "worker",
-                })
+                extra_errors.append(
+                    {
+                        "source_file": job.label,
+                        "error": type(exc).__name__,
+                        "message": "the task processing this exam failed (a worker died or the "
+                        f"cluster was lost) after {retries} retries: {scrub(str(exc), job)}; it is "
+                        "not cached, so the next run tries again",
+                        "exam_id": job.exam_id,
+                        "stage": "worker",
+                    }
+                )
                 state["failures"] += 1
             state["files"] += sum(j.n_files for j in batches[i])
             state["exams"] += len(batches[i])
             report()
 
         if batches:
-            logger.info("computing %d exam(s) in %d task(s) of <= %d on %s (%d cached)",
-                        len(todo), len(batches), size, runner.label, len(done))
+            logger.info(
+                "computing %d exam(s) in %d task(s) of <= %d on %s (%d cached)",
+                len(todo),
+                len(batches),
+                size,
+                runner.label,
+                len(done),
+            )
         report()
         try:
-            runner.run(process_batch, batches,
-                       (settings, str(parts_dir.resolve()), bool(traces), plan.mode == "manifest"),
-                       on_done, on_failed, retries=retries)
+            runner.run(
+                process_batch,
+                batches,
+                (settings, str(parts_dir.resolve()), bool(traces), plan.mode == "manifest"),
+                on_done,
+                on_failed,
+                retries=retries,
+            )
         finally:
             runner.close()
         report(finished=True)
         timings["compute"] = time.perf_counter() - t0
         result.n_computed = sum(
-            1 for r in done.values() if not r["cached"] and r["status"] != "empty")
+            1 for r in done.values() if not r["cached"] and r["status"] != "empty"
+        )
 
         # -- merge --------------------------------------------------------------------------
         t0 = time.perf_counter()
@@ -376,7 +416,7 @@ def extract(
         def verified_heads():  # SHA-256 checks in a few threads, a bounded window at a time
             with ThreadPoolExecutor(max_workers=4) as pool:
                 for i in range(0, len(checks), 256):
-                    yield from pool.map(verify, checks[i: i + 256])
+                    yield from pool.map(verify, checks[i : i + 256])
 
         corrupt, no_traces = [], []
         for (job, row), head in zip(checks, verified_heads(), strict=True):
@@ -388,16 +428,22 @@ def extract(
                 continue
             if head is None:
                 corrupt.append(job.key)
-                extra_errors.append({
-                    "source_file": job.label, "error": "CacheCorrupt",
-                    "message": "the cached result of this exam is missing or fails its SHA-256 "
-                    "check; it was dropped from the catalogue and the next run recomputes it",
-                    "exam_id": job.exam_id, "stage": "merge"})
+                extra_errors.append(
+                    {
+                        "source_file": job.label,
+                        "error": "CacheCorrupt",
+                        "message": "the cached result of this exam is missing or fails its SHA-256 "
+                        "check; it was dropped from the catalogue and the next run recomputes it",
+                        "exam_id": job.exam_id,
+                        "stage": "merge",
+                    }
+                )
                 continue
             path = str(parts_dir / row["part"])
             schema.add(head)
-            entries.append({"exam_id": job.exam_id, "path": path, "key": job.key,
-                            "sha256": row["part_sha256"]})
+            entries.append(
+                {"exam_id": job.exam_id, "path": path, "key": job.key, "sha256": row["part_sha256"]}
+            )
             s = head["summary"]
             if s["status"] == "done":
                 result.n_exams += 1
@@ -409,8 +455,11 @@ def extract(
         catalog.forget(corrupt)
         result.n_errors += len(extra_errors)
         if no_traces:  # a folder of notes or tables only: no exam (and not an error)
-            logger.info("%d folder(s) held no trace file and are not exams: %s", len(no_traces),
-                        ", ".join(no_traces[:5]) + (", ..." if len(no_traces) > 5 else ""))
+            logger.info(
+                "%d folder(s) held no trace file and are not exams: %s",
+                len(no_traces),
+                ", ".join(no_traces[:5]) + (", ..." if len(no_traces) > 5 else ""),
+            )
 
         plan_doc = {
             # /2: counts written as integers, original_* columns of reviewed exams (outputs of
@@ -432,8 +481,10 @@ def extract(
         up_to_date = (
             set(previous) == expected
             and all(p["plan_sha256"] == plan_sha for p in previous.values())
-            and all((out / n).is_file() and (out / n).stat().st_size == p["bytes"]
-                    for n, p in previous.items())
+            and all(
+                (out / n).is_file() and (out / n).stat().st_size == p["bytes"]
+                for n, p in previous.items()
+            )
         )
         if up_to_date:
             from .outputs import _sha256
@@ -444,9 +495,15 @@ def extract(
             logger.info("outputs are up to date; nothing written")
         else:
             written = merge_outputs(
-                out, entries, extra_errors, settings=settings, traces=bool(traces),
-                parquet=bool(parquet), schema=schema,
-                review=None if review is None else {"sha256": review.sha256})
+                out,
+                entries,
+                extra_errors,
+                settings=settings,
+                traces=bool(traces),
+                parquet=bool(parquet),
+                schema=schema,
+                review=None if review is None else {"sha256": review.sha256},
+            )
             catalog.set_outputs(run_id, plan_sha, written)
         _write_provenance(out, valid, settings, review)
         timings["merge"] = time.perf_counter() - t0
@@ -454,10 +511,14 @@ def extract(
         timings["total"] = result.seconds
         result.timings = timings
         catalog.finish_run(
-            run_id, "finished", n_exams=len(plan.exams), n_cached=result.n_cached,
-            n_computed=result.n_computed, n_failed=sum(
-                1 for r in done.values() if r.get("status") == "failed"),
-            n_errors=result.n_errors, seconds=result.seconds,
+            run_id,
+            "finished",
+            n_exams=len(plan.exams),
+            n_cached=result.n_cached,
+            n_computed=result.n_computed,
+            n_failed=sum(1 for r in done.values() if r.get("status") == "failed"),
+            n_errors=result.n_errors,
+            seconds=result.seconds,
         )
     finally:
         catalog.close()
@@ -490,22 +551,33 @@ def _assign_overrides(review, exams: list[ExamJob], valid: list[ExamJob]) -> lis
         exam = next((e for e in ids if r.trace_id.startswith(f"{e}/")), None)
         if exam is None:
             known = ", ".join(sorted(by_id)[:5]) + (", ..." if len(by_id) > 5 else "")
-            errors.append({
-                "source_file": review.source, "error": "OverrideError",
-                "message": f"{r.where}: trace {r.trace_id!r} belongs to no exam of this run "
-                f"(exams: {known}); copy the id from the trace column of sites.csv",
-                "exam_id": "", "stage": "review"})
+            errors.append(
+                {
+                    "source_file": review.source,
+                    "error": "OverrideError",
+                    "message": f"{r.where}: trace {r.trace_id!r} belongs to no exam of this run "
+                    f"(exams: {known}); copy the id from the trace column of sites.csv",
+                    "exam_id": "",
+                    "stage": "review",
+                }
+            )
             continue
         lines.setdefault(exam, []).append(r)
     usable = {id(e) for e in valid}
     for exam, rows in lines.items():
         job = by_id[exam]
         if id(job) not in usable:
-            errors.extend({
-                "source_file": review.source, "error": "OverrideError",
-                "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
-                "applied: the exam was not processed (see its error)",
-                "exam_id": exam, "stage": "review"} for r in rows)
+            errors.extend(
+                {
+                    "source_file": review.source,
+                    "error": "OverrideError",
+                    "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
+                    "applied: the exam was not processed (see its error)",
+                    "exam_id": exam,
+                    "stage": "review",
+                }
+                for r in rows
+            )
             continue
         job.overrides = tuple(rows)
         digest = Overrides(review.source, "", tuple(rows)).digest()
@@ -535,13 +607,20 @@ def _write_provenance(out: Path, exams, settings, review=None) -> None:
     )
     staging = out / CACHE_DIR / "provenance"
     staging.mkdir(parents=True, exist_ok=True)
-    fresh = write_provenance(staging, sources=sources, settings_sha256=settings.sha256,
-                             pseudonymizer=settings.pseudonymizer,
-                             date_precision=settings.date_precision)
+    fresh = write_provenance(
+        staging,
+        sources=sources,
+        settings_sha256=settings.sha256,
+        pseudonymizer=settings.pseudonymizer,
+        date_precision=settings.date_precision,
+    )
     if review is not None:  # an extension of the registry's format (it ignores unknown keys)
         doc = json.loads(fresh.read_text(encoding="utf-8"))
-        doc["overrides"] = {"file": review.source, "sha256": review.sha256,
-                            "rows": len(review.rows)}
+        doc["overrides"] = {
+            "file": review.source,
+            "sha256": review.sha256,
+            "rows": len(review.rows),
+        }
         fresh.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     target = out / fresh.name
     if target.is_file() and target.read_bytes() == fresh.read_bytes():

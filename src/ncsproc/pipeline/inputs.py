@@ -35,10 +35,19 @@ MANIFEST_REQUIRED = ("source_file", "exam_id")
 MANIFEST_OPTIONAL = ("subject_id", "age", "height", "sex")
 MANIFEST_COLUMNS = MANIFEST_REQUIRED + MANIFEST_OPTIONAL
 _SEX = {
-    "f": "F", "female": "F", "w": "F", "woman": "F",
-    "m": "M", "male": "M", "man": "M",
-    "x": "X", "other": "X", "diverse": "X",
-    "": "", "u": "", "unknown": "",
+    "f": "F",
+    "female": "F",
+    "w": "F",
+    "woman": "F",
+    "m": "M",
+    "male": "M",
+    "man": "M",
+    "x": "X",
+    "other": "X",
+    "diverse": "X",
+    "": "",
+    "u": "",
+    "unknown": "",
 }
 
 
@@ -104,9 +113,7 @@ def trace_suffixes() -> tuple[str, ...]:
     """File extensions of every registered trace-set reader (sidecars are not inputs)."""
     from ..formats import READERS
 
-    return tuple(
-        sorted({e for r in READERS.values() if r.kind == "traces" for e in r.extensions})
-    )
+    return tuple(sorted({e for r in READERS.values() if r.kind == "traces" for e in r.extensions}))
 
 
 def _is_glob(text: str) -> bool:
@@ -337,9 +344,7 @@ def read_manifest(path: Path) -> list[dict]:
     return rows
 
 
-def _group_by_manifest(
-    files: list[InputFile], manifest: Path
-) -> tuple[list[ExamJob], list[dict]]:
+def _group_by_manifest(files: list[InputFile], manifest: Path) -> tuple[list[ExamJob], list[dict]]:
     from ..formats import detect
 
     rows = read_manifest(manifest)
@@ -366,14 +371,16 @@ def _group_by_manifest(
                 candidates.append(f)
         shown = p.name if p.is_absolute() else p.as_posix()
         if not candidates:
-            errors.append({
-                "source_file": shown,
-                "error": "NotFound",
-                "message": f"{where}: listed in the manifest (exam {row['exam_id']!r}) but not "
-                "among the input files",
-                "exam_id": row["exam_id"],
-                "stage": "plan",
-            })
+            errors.append(
+                {
+                    "source_file": shown,
+                    "error": "NotFound",
+                    "message": f"{where}: listed in the manifest (exam {row['exam_id']!r}) but not "
+                    "among the input files",
+                    "exam_id": row["exam_id"],
+                    "stage": "plan",
+                }
+            )
             continue
         if len(candidates) > 1:
             raise UsageError(
@@ -400,14 +407,16 @@ def _group_by_manifest(
             accepted, _ = detect(f.path)
             if not any(r.kind == "traces" for r in accepted):
                 continue  # not a trace file: a folder's notes, tables or the manifest itself
-        errors.append({
-            "source_file": f.source_file,
-            "error": "NotInManifest",
-            "message": f"a trace file among the inputs, but {manifest.name} does not assign it "
-            "to an exam; it was not processed",
-            "exam_id": "",
-            "stage": "plan",
-        })
+        errors.append(
+            {
+                "source_file": f.source_file,
+                "error": "NotInManifest",
+                "message": f"a trace file among the inputs, but {manifest.name} does not assign it "
+                "to an exam; it was not processed",
+                "exam_id": "",
+                "stage": "plan",
+            }
+        )
     exams = []
     for exam_id in sorted(exam_rows):
         pairs = exam_rows[exam_id]
@@ -538,8 +547,7 @@ def _exam_content(job: ExamJob) -> str:
         k: (None if isinstance(v, float) and math.isnan(v) else v)
         for k, v in sorted(job.meta.items())
     }
-    doc = {"exam_id": job.exam_id, "meta": meta, "files": files,
-           "folders": list(job.folder_names)}
+    doc = {"exam_id": job.exam_id, "meta": meta, "files": files, "folders": list(job.folder_names)}
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

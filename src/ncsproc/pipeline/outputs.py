@@ -26,34 +26,95 @@ import pandas as pd
 from .._version import __version__
 from .parts import decode_part
 
-__all__ = ["merge_outputs", "CohortSchema", "TABLE_FILES", "CONTRACT_COLUMNS", "read_cohort_table",
-           "open_cohort_traces", "merge_kinds", "column_units"]
+__all__ = [
+    "merge_outputs",
+    "CohortSchema",
+    "TABLE_FILES",
+    "CONTRACT_COLUMNS",
+    "read_cohort_table",
+    "open_cohort_traces",
+    "merge_kinds",
+    "column_units",
+]
 
-TABLE_FILES = ("responses", "segments", "nerves", "exams", "criteria", "sites", "reviews",
-               "errors")
+TABLE_FILES = ("responses", "segments", "nerves", "exams", "criteria", "sites", "reviews", "errors")
 """Tables written (``<name>.csv``); the first four and ``errors`` are the contract's;
 ``reviews`` lists the values recomputed from marker overrides (header only without them)."""
 
-REVIEW_COLUMNS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
-                  "exams": "reviewed_traces"}
+REVIEW_COLUMNS = {
+    "responses": "reviewed",
+    "sites": "reviewed",
+    "nerves": "reviewed_traces",
+    "exams": "reviewed_traces",
+}
 """Text columns appended (last) to these tables when a run has ``--overrides``; empty for
 exams and rows nobody reviewed."""
 
 ERROR_COLUMNS = ("source_file", "error", "message", "exam_id", "stage")
 
 CONTRACT_COLUMNS = {
-    "responses": ("exam_id", "subject_id", "study", "nerve", "side", "modality", "stim_site",
-                  "record_site", "source_file", "record", "distance_mm", "onset_ms", "peak_ms",
-                  "amplitude_uv", "p2p_uv", "neg_duration_ms", "total_duration_ms",
-                  "neg_area_uvms", "snr_db", "f_latency_ms", "status"),
-    "segments": ("exam_id", "study", "nerve", "side", "distal_site", "proximal_site",
-                 "distance_mm", "cv_m_s", "amp_drop_pct", "area_drop_pct",
-                 "duration_increase_pct"),
-    "nerves": ("exam_id", "subject_id", "study", "nerve", "side", "modality", "dml_ms",
-               "distal_amp_uv", "distal_duration_ms", "cv_m_s", "tli", "residual_latency_ms",
-               "min_cv_m_s", "max_cb_pct", "max_td_pct", "snap_onset_ms", "snap_peak_ms",
-               "snap_amp_uv", "scv_m_s", "f_min_ms", "f_mean_ms", "f_max_ms",
-               "f_persistence_pct", "f_chronodispersion_ms"),
+    "responses": (
+        "exam_id",
+        "subject_id",
+        "study",
+        "nerve",
+        "side",
+        "modality",
+        "stim_site",
+        "record_site",
+        "source_file",
+        "record",
+        "distance_mm",
+        "onset_ms",
+        "peak_ms",
+        "amplitude_uv",
+        "p2p_uv",
+        "neg_duration_ms",
+        "total_duration_ms",
+        "neg_area_uvms",
+        "snr_db",
+        "f_latency_ms",
+        "status",
+    ),
+    "segments": (
+        "exam_id",
+        "study",
+        "nerve",
+        "side",
+        "distal_site",
+        "proximal_site",
+        "distance_mm",
+        "cv_m_s",
+        "amp_drop_pct",
+        "area_drop_pct",
+        "duration_increase_pct",
+    ),
+    "nerves": (
+        "exam_id",
+        "subject_id",
+        "study",
+        "nerve",
+        "side",
+        "modality",
+        "dml_ms",
+        "distal_amp_uv",
+        "distal_duration_ms",
+        "cv_m_s",
+        "tli",
+        "residual_latency_ms",
+        "min_cv_m_s",
+        "max_cb_pct",
+        "max_td_pct",
+        "snap_onset_ms",
+        "snap_peak_ms",
+        "snap_amp_uv",
+        "scv_m_s",
+        "f_min_ms",
+        "f_mean_ms",
+        "f_max_ms",
+        "f_persistence_pct",
+        "f_chronodispersion_ms",
+    ),
     "exams": ("exam_id", "subject_id", "pattern", "rules_version", "n_motor_studies"),
     "criteria": ("criteria_set", "criterion", "exam_id", "study"),
     "sites": ("exam_id", "study", "stim_site"),
@@ -66,9 +127,19 @@ _FLUSH_CELLS = 100_000  # rows x columns buffered before a flush (bounds the cli
 _TRACE_BLOCK = 256  # traces per HDF5 chunk of cohort.h5's signal (compressed in threads)
 _COMPRESS_THREADS = 2
 _UNITS = (
-    ("_uvms", "uV ms"), ("_uv", "uV"), ("_ms", "ms"), ("_mm", "mm"), ("_m_s", "m/s"),
-    ("_pct_uln", "%"), ("_pct_lln", "%"), ("_pct", "%"), ("_db", "dB"), ("_hz", "Hz"),
-    ("_years", "years"), ("_cm", "cm"), ("_c", "degC"),
+    ("_uvms", "uV ms"),
+    ("_uv", "uV"),
+    ("_ms", "ms"),
+    ("_mm", "mm"),
+    ("_m_s", "m/s"),
+    ("_pct_uln", "%"),
+    ("_pct_lln", "%"),
+    ("_pct", "%"),
+    ("_db", "dB"),
+    ("_hz", "Hz"),
+    ("_years", "years"),
+    ("_cm", "cm"),
+    ("_c", "degC"),
 )
 
 
@@ -103,7 +174,7 @@ def _decimals(columns: list[str]) -> dict[str, int]:
     from ..features import csv_decimals
     from ..tables import ORIGINAL_PREFIX, column_decimals
 
-    names = {c[len(ORIGINAL_PREFIX):] if c.startswith(ORIGINAL_PREFIX) else c for c in columns}
+    names = {c[len(ORIGINAL_PREFIX) :] if c.startswith(ORIGINAL_PREFIX) else c for c in columns}
     return column_decimals(columns, csv_decimals(pd.DataFrame(columns=sorted(names))))
 
 
@@ -116,8 +187,19 @@ def _text(v) -> str | None:
 class _TableSink:
     """One table: CSV (+ Parquet) (+ a group of cohort.h5), appended in exam order."""
 
-    def __init__(self, name, columns, kinds, total_rows, out: Path, tag: str, h5, parquet,
-                 fill=None, const=None):
+    def __init__(
+        self,
+        name,
+        columns,
+        kinds,
+        total_rows,
+        out: Path,
+        tag: str,
+        h5,
+        parquet,
+        fill=None,
+        const=None,
+    ):
         """``h5``: an open h5netcdf file in which the table's group is created (the data are
         written later through :meth:`attach`, with plain h5py, which is much faster).
         ``fill``: {column: value} for parts without that column (default: empty);
@@ -155,8 +237,11 @@ class _TableSink:
         if h5 is not None:
             import h5py
 
-            g = h5.create_group(f"tables/{name}") if "tables" not in h5.groups else \
-                h5.groups["tables"].create_group(name)
+            g = (
+                h5.create_group(f"tables/{name}")
+                if "tables" not in h5.groups
+                else h5.groups["tables"].create_group(name)
+            )
             g.attrs["columns"] = json.dumps(self.columns)
             g.dimensions["row"] = self.total
             self.h5vars = {}
@@ -311,8 +396,13 @@ class _TraceSink:
                 v.attrs["units"] = spec.units
         rows = max(1, min(total, _TRACE_BLOCK))
         sig = h5.create_variable(
-            "signal", ("trace", "sample"), dtype=self.dtype, chunks=(rows, max(1, width)),
-            compression="gzip", compression_opts=1, fillvalue=np.nan,
+            "signal",
+            ("trace", "sample"),
+            dtype=self.dtype,
+            chunks=(rows, max(1, width)),
+            compression="gzip",
+            compression_opts=1,
+            fillvalue=np.nan,
         )
         sig.attrs["units"] = "V"
         sig.attrs["long_name"] = "voltage, active (G1) minus reference (G2)"
@@ -363,13 +453,14 @@ class _TraceSink:
         i = 0
         for a in self.buffer:
             s = a["signal"]
-            signal[i: i + s.shape[0], : s.shape[1]] = s
+            signal[i : i + s.shape[0], : s.shape[1]] = s
             i += s.shape[0]
-        coords = {spec.name: np.concatenate([a[spec.name] for a in self.buffer])
-                  for spec in self.specs}
+        coords = {
+            spec.name: np.concatenate([a[spec.name] for a in self.buffer]) for spec in self.specs
+        }
         sl = slice(self.written, self.written + n)
         for j in range(0, n, _TRACE_BLOCK):
-            self._put_chunk(self.written + j, signal[j: min(n, j + _TRACE_BLOCK)])
+            self._put_chunk(self.written + j, signal[j : min(n, j + _TRACE_BLOCK)])
         for spec in self.specs:
             v = coords[spec.name][:n]
             if spec.kind == "str":
@@ -463,8 +554,11 @@ class CohortSchema:
                 if c not in cols:
                     cols[c] = {kind, "n"} if self.nonempty[name] else {kind}
         order["errors"] = {c: {"s"} for c in ERROR_COLUMNS}
-        dtype = np.result_type(*[np.dtype(d) for d in sorted(self.dtypes)]) if self.dtypes \
+        dtype = (
+            np.result_type(*[np.dtype(d) for d in sorted(self.dtypes)])
+            if self.dtypes
             else np.dtype("f8")
+        )
         n = self.n_traces if traces else 0
         return order, dict(self.rows), n, self.width, dtype
 
@@ -487,8 +581,7 @@ def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
             if name not in ORIGINAL_KEYS and col is None:
                 continue
             given = order[name]
-            order[name] = {c: k for c, k in given.items()
-                           if c != col and not is_original_column(c)}
+            order[name] = {c: k for c, k in given.items() if c != col and not is_original_column(c)}
             if not order[name]:  # a table without any column stays as the contract's header
                 continue
             if col is not None:
@@ -512,9 +605,17 @@ def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
     return kinds, fills, consts
 
 
-def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, settings,
-                  traces: bool, parquet: bool, schema: CohortSchema,
-                  review: dict | None = None) -> dict[str, tuple]:
+def merge_outputs(
+    out: Path,
+    entries: list[dict],
+    errors: list[dict],
+    *,
+    settings,
+    traces: bool,
+    parquet: bool,
+    schema: CohortSchema,
+    review: dict | None = None,
+) -> dict[str, tuple]:
     """Write every output of a run from the parts of its exams.
 
     Parameters
@@ -567,8 +668,18 @@ def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, setting
             for name in TABLE_FILES:
                 cols = order[name] or {c: {"s"} for c in CONTRACT_COLUMNS[name]}
                 kinds = {c: forced[name].get(c) or merge_kinds(k) for c, k in cols.items()}
-                sinks[name] = _TableSink(name, list(cols), kinds, rows[name], out, tag, nc,
-                                         parquet, fill=fills[name], const=consts[name])
+                sinks[name] = _TableSink(
+                    name,
+                    list(cols),
+                    kinds,
+                    rows[name],
+                    out,
+                    tag,
+                    nc,
+                    parquet,
+                    fill=fills[name],
+                    const=consts[name],
+                )
             trace_sink = None
             if traces and n_traces:
                 history = (
@@ -601,8 +712,7 @@ def merge_outputs(out: Path, entries: list[dict], errors: list[dict], *, setting
             columns=list(ERROR_COLUMNS),
         )
         err = err.sort_values(list(ERROR_COLUMNS), kind="stable").reset_index(drop=True)
-        sinks["errors"].append({c: err[c].to_numpy(dtype=object) for c in ERROR_COLUMNS},
-                               len(err))
+        sinks["errors"].append({c: err[c].to_numpy(dtype=object) for c in ERROR_COLUMNS}, len(err))
         renames = []
         for name in TABLE_FILES:
             renames.extend(sinks[name].close())

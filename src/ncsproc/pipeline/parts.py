@@ -26,8 +26,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["encode_part", "decode_part", "read_part_head", "write_atomic", "column_kind",
-           "table_columns", "PART_MAGIC"]
+__all__ = [
+    "encode_part",
+    "decode_part",
+    "read_part_head",
+    "write_atomic",
+    "column_kind",
+    "table_columns",
+    "PART_MAGIC",
+]
 
 PART_MAGIC = b"NCSPART1"
 
@@ -88,8 +95,13 @@ def _encode_array(arr: np.ndarray, blob: _Blob, compress: bool = False) -> dict:
     if compress:
         data = zlib.compress(data, 1)
     off, n = blob.add(data)
-    return {"dtype": le.str, "shape": list(arr.shape), "offset": off, "nbytes": n,
-            "zlib": bool(compress)}
+    return {
+        "dtype": le.str,
+        "shape": list(arr.shape),
+        "offset": off,
+        "nbytes": n,
+        "zlib": bool(compress),
+    }
 
 
 def _encode_table(table, blob: _Blob) -> dict:
@@ -128,8 +140,10 @@ def encode_part(summary: dict, tables: dict, traces: dict | None = None) -> byte
     schema: dict = {}
     for name, df in tables.items():
         header["tables"][name] = t = _encode_table(df, blob)
-        schema[name] = {"rows": t["rows"],
-                        "columns": [[c["name"], c["kind"]] for c in t["columns"]]}
+        schema[name] = {
+            "rows": t["rows"],
+            "columns": [[c["name"], c["kind"]] for c in t["columns"]],
+        }
     tr_schema = None
     if traces is not None:
         tr: dict = {"coords": {}, "attrs": {}}
@@ -143,13 +157,20 @@ def encode_part(summary: dict, tables: dict, traces: dict | None = None) -> byte
                 entry["array"] = _encode_array(values, blob)
             tr["coords"][name] = entry
         header["traces"] = tr
-        tr_schema = {"n": int(traces["signal"].shape[0]), "width": int(traces["signal"].shape[1]),
-                     "dtype": traces["signal"].dtype.str}
-    a = json.dumps({"summary": summary, "schema": schema, "traces": tr_schema},
-                   separators=(",", ":"), allow_nan=True).encode("utf-8")
+        tr_schema = {
+            "n": int(traces["signal"].shape[0]),
+            "width": int(traces["signal"].shape[1]),
+            "dtype": traces["signal"].dtype.str,
+        }
+    a = json.dumps(
+        {"summary": summary, "schema": schema, "traces": tr_schema},
+        separators=(",", ":"),
+        allow_nan=True,
+    ).encode("utf-8")
     b = json.dumps(header, separators=(",", ":"), allow_nan=True).encode("utf-8")
-    return b"".join([PART_MAGIC, len(a).to_bytes(8, "little"), a, len(b).to_bytes(8, "little"),
-                     b, *blob.parts])
+    return b"".join(
+        [PART_MAGIC, len(a).to_bytes(8, "little"), a, len(b).to_bytes(8, "little"), b, *blob.parts]
+    )
 
 
 def read_part_head(path: str | os.PathLike) -> dict:
@@ -163,7 +184,7 @@ def read_part_head(path: str | os.PathLike) -> dict:
 
 
 def _decode_array(entry: dict, blob: memoryview) -> np.ndarray:
-    raw = blob[entry["offset"]: entry["offset"] + entry["nbytes"]]
+    raw = blob[entry["offset"] : entry["offset"] + entry["nbytes"]]
     if entry.get("zlib"):
         raw = zlib.decompress(raw)
     # a copy, so that the part's bytes are not kept alive by the arrays cut from them
@@ -182,10 +203,10 @@ def decode_part(data: bytes, *, traces: bool = False, frames: bool = True) -> di
     if data[:8] != PART_MAGIC:
         raise ValueError("not an ncsproc part file (bad magic)")
     na = int.from_bytes(data[8:16], "little")
-    head = json.loads(data[16: 16 + na].decode("utf-8"))
-    nb = int.from_bytes(data[16 + na: 24 + na], "little")
-    header = json.loads(data[24 + na: 24 + na + nb].decode("utf-8"))
-    blob = memoryview(data)[24 + na + nb:]
+    head = json.loads(data[16 : 16 + na].decode("utf-8"))
+    nb = int.from_bytes(data[16 + na : 24 + na], "little")
+    header = json.loads(data[24 + na : 24 + na + nb].decode("utf-8"))
+    blob = memoryview(data)[24 + na + nb :]
     tables, schema, columns = {}, {}, {}
     for name, t in header["tables"].items():
         cols = {}
@@ -203,8 +224,13 @@ def decode_part(data: bytes, *, traces: bool = False, frames: bool = True) -> di
         schema[name] = [(c["name"], c["kind"]) for c in t["columns"]]
         if frames:
             tables[name] = pd.DataFrame(cols, columns=[c["name"] for c in t["columns"]])
-    out = {"summary": head["summary"], "tables": tables, "columns": columns, "schema": schema,
-           "traces": None}
+    out = {
+        "summary": head["summary"],
+        "tables": tables,
+        "columns": columns,
+        "schema": schema,
+        "traces": None,
+    }
     if traces and header.get("traces") is not None:
         tr = header["traces"]
         arrays = {"signal": _decode_array(tr["signal"], blob)}

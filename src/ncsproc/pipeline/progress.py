@@ -63,8 +63,13 @@ class ProgressDisplay:
         Force the bar on or off (default: on when ``stream`` is a terminal).
     """
 
-    def __init__(self, stream=None, interval: float = 10.0, bar: bool | None = None,
-                 prefix: str = "ncsproc extract"):
+    def __init__(
+        self,
+        stream=None,
+        interval: float = 10.0,
+        bar: bool | None = None,
+        prefix: str = "ncsproc extract",
+    ):
         self.stream = stream if stream is not None else sys.stderr
         self.interval = float(interval)
         self.prefix = prefix
@@ -86,8 +91,14 @@ class ProgressDisplay:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=p.files_total, unit="file", desc=self.prefix,
-                            file=self.stream, dynamic_ncols=True, smoothing=0.1)
+            self.bar = tqdm(
+                total=p.files_total,
+                unit="file",
+                desc=self.prefix,
+                file=self.stream,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
         self.bar.total = p.files_total
         self.bar.n = p.files_done
         self.bar.set_postfix_str(

@@ -85,9 +85,7 @@ class Settings:
             "measure": K.table_as_dict(K.build_table(self.measure)),
             "limits": {"label": self.limits.label, "sha256": self.limits.info.sha256},
             "rules": {"label": self.rules.label, "sha256": self.rules.info.sha256},
-            "criteria": [
-                {"label": c.info.label, "sha256": c.info.sha256} for c in self.criteria
-            ],
+            "criteria": [{"label": c.info.label, "sha256": c.info.sha256} for c in self.criteria],
             # subject ids and exam dates depend on the centre key and the date precision, so
             # parts computed with one key are never reused with another (the key itself is
             # never part of anything written: only its fingerprint)
@@ -97,8 +95,7 @@ class Settings:
 
     def describe(self) -> dict:
         """Identity plus the name, for the catalogue and the output attributes."""
-        return {"name": self.name, "source": self.source, "sha256": self.sha256,
-                **self.identity()}
+        return {"name": self.name, "source": self.source, "sha256": self.sha256, **self.identity()}
 
 
 def _canonical(obj) -> str:
@@ -135,9 +132,7 @@ def _measure_overrides(table: dict, where: str) -> dict:
         if key in _MODALITIES:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [measure.{key}] must be a table of parameters")
-            out[key] = {
-                k: _quantity(v, f"{where}: [measure.{key}] {k}") for k, v in value.items()
-            }
+            out[key] = {k: _quantity(v, f"{where}: [measure.{key}] {k}") for k, v in value.items()}
         else:
             out[key] = _quantity(value, f"{where}: [measure] {key}")
     try:
@@ -153,8 +148,9 @@ def _data_file(value, kind: str, base: Path | None, where: str):
     from ..features._files import data_path
 
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{where}: expected 'default', a shipped name or a .toml path, "
-                          f"found {value!r}")
+        raise ConfigError(
+            f"{where}: expected 'default', a shipped name or a .toml path, found {value!r}"
+        )
     if value == "default":
         return None
     if value.endswith(".toml"):
@@ -219,25 +215,31 @@ def load_settings(config: str | os.PathLike | Settings | None = None) -> Setting
         raise ConfigError(f"{where}: [pipeline] name (a string) is required")
     unknown = sorted(set(pipe) - _PIPELINE_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: [pipeline]: unknown key(s) {unknown}; "
-                          f"expected {sorted(_PIPELINE_KEYS)}")
+        raise ConfigError(
+            f"{where}: [pipeline]: unknown key(s) {unknown}; expected {sorted(_PIPELINE_KEYS)}"
+        )
     measure = _measure_overrides(doc.get("measure", {}), where)
     feats = doc.get("features", {})
     unknown = sorted(set(feats) - _FEATURE_KEYS)
     if unknown:
-        raise ConfigError(f"{where}: [features]: unknown key(s) {unknown}; "
-                          f"expected {sorted(_FEATURE_KEYS)}")
-    limits = _data_file(feats.get("limits", "default"), "limits", base,
-                        f"{where}: [features] limits")
-    rules = _data_file(feats.get("rules", "default"), "patterns", base,
-                       f"{where}: [features] rules")
+        raise ConfigError(
+            f"{where}: [features]: unknown key(s) {unknown}; expected {sorted(_FEATURE_KEYS)}"
+        )
+    limits = _data_file(
+        feats.get("limits", "default"), "limits", base, f"{where}: [features] limits"
+    )
+    rules = _data_file(
+        feats.get("rules", "default"), "patterns", base, f"{where}: [features] rules"
+    )
     crit = feats.get("criteria", "default")
     if crit == "default":
         criteria = None
     else:
         if isinstance(crit, str) or not isinstance(crit, list) or not crit:
-            raise ConfigError(f"{where}: [features] criteria must be 'default' or a non-empty "
-                              f"list of shipped names or .toml paths, found {crit!r}")
+            raise ConfigError(
+                f"{where}: [features] criteria must be 'default' or a non-empty "
+                f"list of shipped names or .toml paths, found {crit!r}"
+            )
         criteria = [
             _data_file(c, "criteria", base, f"{where}: [features] criteria[{i}]")
             for i, c in enumerate(crit)
@@ -250,8 +252,10 @@ def load_settings(config: str | os.PathLike | Settings | None = None) -> Setting
         raise ConfigError(f"{where}: {exc}") from None
     missing = [c for c in getattr(rl, "criteria_ids", []) if c not in {s.id for s in sets}]
     if missing:
-        raise ConfigError(f"{where}: the rules file {rl.label} uses criteria sets {missing}, "
-                          f"which the settings do not evaluate ({[s.id for s in sets]})")
+        raise ConfigError(
+            f"{where}: the rules file {rl.label} uses criteria sets {missing}, "
+            f"which the settings do not evaluate ({[s.id for s in sets]})"
+        )
     settings = Settings(
         name=str(pipe.get("name", "default")),
         description=str(pipe.get("description", "")).strip(),

@@ -76,7 +76,8 @@ class FileData:
         n = self.signal.shape[0]
         self.coords["exam_date"] = (
             np.asarray(var["exam_date"].values, dtype=object)
-            if "exam_date" in var else np.array([""] * n, dtype=object)
+            if "exam_date" in var
+            else np.array([""] * n, dtype=object)
         )
         self.attrs["exam_date"] = dict(var["exam_date"].attrs) if "exam_date" in var else {}
 
@@ -138,7 +139,7 @@ def _apply_identity(fd: FileData, f: InputFile, job: ExamJob, manifest: bool) ->
         if ids[i].startswith(own):
             continue
         prefix = f"{exam[i]}/" if exam[i] else ""
-        rest = ids[i][len(prefix):] if prefix and ids[i].startswith(prefix) else ids[i]
+        rest = ids[i][len(prefix) :] if prefix and ids[i].startswith(prefix) else ids[i]
         ids[i] = own + rest
     c["trace"] = ids
     c["exam_id"] = np.array([job.exam_id] * n, dtype=object)
@@ -158,7 +159,7 @@ def build_dataset(files: list[FileData], history: str):
     signal = np.full((n, width), np.nan, dtype=dtype)
     i = 0
     for fd in files:
-        signal[i: i + fd.n, : fd.signal.shape[1]] = fd.signal
+        signal[i : i + fd.n, : fd.signal.shape[1]] = fd.signal
         i += fd.n
     first = files[0]
     coords = {
@@ -168,8 +169,7 @@ def build_dataset(files: list[FileData], history: str):
     return xr.Dataset(
         {"signal": (("trace", "sample"), signal, first.signal_attrs)},
         coords=coords,
-        attrs={"schema": SCHEMA, "ncsproc_version": __version__,
-               "history": history_line(history)},
+        attrs={"schema": SCHEMA, "ncsproc_version": __version__, "history": history_line(history)},
     )
 
 
@@ -189,11 +189,13 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
                 skipped += 1
                 continue
         try:
-            fd = FileData(read(
-                f.path,
-                pseudonymizer=getattr(settings, "pseudonymizer", None),
-                date_precision=getattr(settings, "date_precision", "year"),
-            ))
+            fd = FileData(
+                read(
+                    f.path,
+                    pseudonymizer=getattr(settings, "pseudonymizer", None),
+                    date_precision=getattr(settings, "date_precision", "year"),
+                )
+            )
             _apply_identity(fd, f, job, manifest)
             files.append(fd)
         except Exception as exc:  # a bad file is data: reported, the exam goes on
@@ -207,7 +209,7 @@ def _exam_arrays(files: list[FileData]) -> dict:
     signal = np.full((sum(fd.n for fd in files), width), np.nan, dtype=dtype)
     i = 0
     for fd in files:
-        signal[i: i + fd.n, : fd.signal.shape[1]] = fd.signal
+        signal[i : i + fd.n, : fd.signal.shape[1]] = fd.signal
         i += fd.n
     first = files[0]
     return {
@@ -288,8 +290,12 @@ def _machine_tables(reviewed, machine, settings) -> dict | None:
 
 
 TABLES = ("responses", "segments", "nerves", "exams", "criteria", "sites")
-REVIEW_COLUMNS = {"responses": "reviewed", "sites": "reviewed", "nerves": "reviewed_traces",
-                  "exams": "reviewed_traces"}
+REVIEW_COLUMNS = {
+    "responses": "reviewed",
+    "sites": "reviewed",
+    "nerves": "reviewed_traces",
+    "exams": "reviewed_traces",
+}
 """Columns appended to the tables of an exam that has marker overrides (``--overrides``),
 followed by ``reviewed_columns`` and the ``original_*`` columns
 (:func:`ncsproc.review.original_columns`)."""
@@ -317,16 +323,23 @@ def _add_review_columns(t: dict, measures) -> None:
     sites["reviewed"] = np.array([mark.get(str(x), "") for x in sites["trace"]], dtype=object)
     t["sites"] = sites
     nerves = t["nerves"].copy()
-    f_study = [f if isinstance(f, str) else "" for f in nerves["f_study"]] \
-        if "f_study" in nerves else [""] * len(nerves)
-    nerves["reviewed_traces"] = np.array([
-        text(by_study.get((e, s), set()) | (by_study.get((e, f), set()) if f else set()))
-        for e, s, f in zip(nerves["exam_id"], nerves["study"], f_study, strict=True)
-    ], dtype=object)
+    f_study = (
+        [f if isinstance(f, str) else "" for f in nerves["f_study"]]
+        if "f_study" in nerves
+        else [""] * len(nerves)
+    )
+    nerves["reviewed_traces"] = np.array(
+        [
+            text(by_study.get((e, s), set()) | (by_study.get((e, f), set()) if f else set()))
+            for e, s, f in zip(nerves["exam_id"], nerves["study"], f_study, strict=True)
+        ],
+        dtype=object,
+    )
     t["nerves"] = nerves
     exams = t["exams"].copy()
     exams["reviewed_traces"] = np.array(
-        [text(by_exam.get(str(e), set())) for e in exams["exam_id"]], dtype=object)
+        [text(by_exam.get(str(e), set())) for e in exams["exam_id"]], dtype=object
+    )
     t["exams"] = exams
 
 
@@ -347,10 +360,16 @@ def _review(measures, traces, jobs: list[ExamJob]):
     errors: dict[str, list[dict]] = {}
     for p in result.problems:
         job = owner[(p.trace_id, p.line)]
-        errors.setdefault(job.key, []).append({
-            "source_file": source, "error": "OverrideError", "message": p.message,
-            "exam_id": job.exam_id, "stage": "review", "transient": False,
-        })
+        errors.setdefault(job.key, []).append(
+            {
+                "source_file": source,
+                "error": "OverrideError",
+                "message": p.message,
+                "exam_id": job.exam_id,
+                "stage": "review",
+                "transient": False,
+            }
+        )
     return result.measures, result, errors
 
 
@@ -382,8 +401,9 @@ def _review_layout(tables: dict, reviewed: bool) -> dict:
     return out
 
 
-def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bool,
-                  manifest: bool = False) -> list[dict]:
+def process_batch(
+    jobs: list[ExamJob], settings, parts_dir: str, with_traces: bool, manifest: bool = False
+) -> list[dict]:
     """Process a few exams; write one part file per exam; return one small summary each.
 
     Parameters
@@ -413,8 +433,12 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
     for job in jobs:
         files, errs, skipped = _read_exam(job, manifest, settings)
         errors[job.key] = errs
-        counts[job.key] = {"n_files": len(job.files) - skipped, "n_read": len(files),
-                           "n_skipped": skipped, "n_traces": 0}
+        counts[job.key] = {
+            "n_files": len(job.files) - skipped,
+            "n_read": len(files),
+            "n_skipped": skipped,
+            "n_traces": 0,
+        }
         if not files:
             continue
         try:
@@ -428,10 +452,12 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
     results: dict[str, dict] = {}
     if read_ok:
         try:
-            task_ds = build_dataset([fd for _, fl in read_ok for fd in fl],
-                                    f"extract: {len(read_ok)} exam(s)")
+            task_ds = build_dataset(
+                [fd for _, fl in read_ok for fd in fl], f"extract: {len(read_ok)} exam(s)"
+            )
             tables, review_errors = _measure_and_tabulate(
-                task_ds, [job for job, _ in read_ok], settings, n_threads)
+                task_ds, [job for job, _ in read_ok], settings, n_threads
+            )
             ids = [job.exam_id for job, _ in read_ok]
             split = {name: _split(tables[name], ids) for name in tables}
             for job, _ in read_ok:
@@ -443,8 +469,9 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
                 try:
                     ds = build_dataset(fl, f"extract: exam {job.exam_id}")
                     t, errs = _measure_and_tabulate(ds, [job], settings, n_threads)
-                    results[job.key] = {name: _split(t[name], [job.exam_id])[job.exam_id]
-                                        for name in t}
+                    results[job.key] = {
+                        name: _split(t[name], [job.exam_id])[job.exam_id] for name in t
+                    }
                     review_errors.update(errs)
                 except Exception as exc:
                     errors[job.key].append(_error(job.label, exc, job, "measure"))
@@ -480,12 +507,17 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
             tables = {}
             status = "failed" if errs else "empty"
             for r in job.overrides:
-                errs.append({
-                    "source_file": r.source, "error": "OverrideError",
-                    "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
-                    "applied: no trace of this exam could be measured (see its other errors)",
-                    "exam_id": job.exam_id, "stage": "review", "transient": False,
-                })
+                errs.append(
+                    {
+                        "source_file": r.source,
+                        "error": "OverrideError",
+                        "message": f"{r.where}: trace {r.trace_id}: the {r.marker} override was not "
+                        "applied: no trace of this exam could be measured (see its other errors)",
+                        "exam_id": job.exam_id,
+                        "stage": "review",
+                        "transient": False,
+                    }
+                )
         summary = {
             "key": job.key,
             "exam_id": job.exam_id,
@@ -509,8 +541,9 @@ def process_batch(jobs: list[ExamJob], settings, parts_dir: str, with_traces: bo
             summary.update(part=rel, part_sha256=digest, part_bytes=len(data))
         except Exception as exc:
             errs.append(_error(job.label, exc, job, "write"))
-            summary.update(part=None, part_sha256=None, cacheable=False, status="failed",
-                           n_errors=len(errs))
+            summary.update(
+                part=None, part_sha256=None, cacheable=False, status="failed", n_errors=len(errs)
+            )
         out.append(summary)
     elapsed = time.perf_counter() - t0
     for s in out:

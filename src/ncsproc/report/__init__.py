@@ -14,8 +14,14 @@ from __future__ import annotations
 
 import importlib
 
-__all__ = ["build_report", "plot_file", "exam_page_name", "ReportResult", "PlotResult",
-           "ReportError"]
+__all__ = [
+    "build_report",
+    "plot_file",
+    "exam_page_name",
+    "ReportResult",
+    "PlotResult",
+    "ReportError",
+]
 
 _LAZY = {
     "build_report": "ncsproc.report.build",

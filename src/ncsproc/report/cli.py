@@ -43,8 +43,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else Path(f"{path.stem}.png")
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
-        _say(f"ncsproc plot: {out}: unknown image format {out.suffix!r}; give --out with a "
-             ".png, .svg or .pdf name")
+        _say(
+            f"ncsproc plot: {out}: unknown image format {out.suffix!r}; give --out with a "
+            ".png, .svg or .pdf name"
+        )
         return 2
     try:
         result = plot_file(path, out, measure=args.measure, dpi=args.dpi)
@@ -52,8 +54,10 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         _say(f"ncsproc plot: {path.name}: {type(exc).__name__}: {exc}")
         return 1
     n_studies, n_markers = len(result.gains), len(result.markers)
-    print(f"ncsproc plot: {_count(n_studies, 'study', 'studies')}, "
-          f"{_count(result.n_traces, 'trace')}, {_count(n_markers, 'marker')} -> {out}")
+    print(
+        f"ncsproc plot: {_count(n_studies, 'study', 'studies')}, "
+        f"{_count(result.n_traces, 'trace')}, {_count(n_markers, 'marker')} -> {out}"
+    )
     return 0
 
 
@@ -69,13 +73,21 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "network needed; open index.html in a browser. See formats/report.md.",
     )
     p.add_argument("dir", metavar="DIR", help="output folder of `ncsproc extract`")
-    p.add_argument("--out", required=True, metavar="REPORT",
-                   help="report folder (new, empty, or an earlier report, which is rewritten)")
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="REPORT",
+        help="report folder (new, empty, or an earlier report, which is rewritten)",
+    )
     p.add_argument("--title", default=None, help="title of the index page")
-    p.add_argument("--no-remeasure", dest="remeasure", action="store_false",
-                   help="results written before responses.csv had qc_flags/baseline_uv: do "
-                   "not re-measure the stored traces (then no QC flags and no baselines are "
-                   "shown); newer results need no re-measurement")
+    p.add_argument(
+        "--no-remeasure",
+        dest="remeasure",
+        action="store_false",
+        help="results written before responses.csv had qc_flags/baseline_uv: do "
+        "not re-measure the stored traces (then no QC flags and no baselines are "
+        "shown); newer results need no re-measurement",
+    )
     p.set_defaults(func=_cmd_report)
     return p
 
@@ -90,12 +102,20 @@ def add_plot_parser(subparsers) -> argparse.ArgumentParser:
         "proximal) with the onset (O), negative peak (P), end (E) and F-wave onset (F) markers.",
     )
     p.add_argument("file", metavar="FILE", help="a trace file")
-    p.add_argument("--out", default=None, metavar="IMAGE",
-                   help="image to write, format by extension: .png (default FILE-stem.png in "
-                   "the current folder), .svg or .pdf")
-    p.add_argument("--measure", dest="measure", action=argparse.BooleanOptionalAction,
-                   default=True, help="measure and draw the markers (default; --no-measure: "
-                   "traces only)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="IMAGE",
+        help="image to write, format by extension: .png (default FILE-stem.png in "
+        "the current folder), .svg or .pdf",
+    )
+    p.add_argument(
+        "--measure",
+        dest="measure",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure and draw the markers (default; --no-measure: traces only)",
+    )
     p.add_argument("--dpi", type=int, default=150, help="resolution of a PNG (default 150)")
     p.set_defaults(func=_cmd_plot)
     return p

@@ -47,10 +47,17 @@ TABLE_QC_COLUMNS = ("trace_id", "qc_flags", "baseline_uv")
 each trace's id, QC flags and baseline without re-measuring."""
 OPTIONAL = ("nerves", "segments", "sites", "criteria", "errors", "reviews")
 
-WARNING_FLAGS = frozenset({
-    "positive_onset", "no_return_to_baseline", "nan_in_baseline", "artefact_unsettled",
-    "onset_at_artefact_end", "peak_at_window_end", "onset_backtracked",
-})
+WARNING_FLAGS = frozenset(
+    {
+        "positive_onset",
+        "no_return_to_baseline",
+        "nan_in_baseline",
+        "artefact_unsettled",
+        "onset_at_artefact_end",
+        "peak_at_window_end",
+        "onset_backtracked",
+    }
+)
 """QC flags counted as warnings (a reason to look at the markers). The others
 (``pretrigger_baseline``, ``post_artefact_baseline``, ``artefact_subtracted``,
 ``baseline_refined``, ``baseline_slope``, ``no_f_wave``) describe how the trace was measured
@@ -58,9 +65,16 @@ and are listed but not counted."""
 
 # responses.csv columns compared with a re-measurement, and their decimals in the CSV
 _COMPARED = {
-    "onset_ms": 3, "peak_ms": 3, "amplitude_uv": 2, "p2p_uv": 2, "neg_duration_ms": 3,
-    "total_duration_ms": 3, "neg_area_uvms": 2, "f_latency_ms": 3,
+    "onset_ms": 3,
+    "peak_ms": 3,
+    "amplitude_uv": 2,
+    "p2p_uv": 2,
+    "neg_duration_ms": 3,
+    "total_duration_ms": 3,
+    "neg_area_uvms": 2,
+    "f_latency_ms": 3,
 }
+
 
 class ReportError(NcsprocError):
     """The results folder cannot be made into a report (the message says how to fix it)."""
@@ -68,8 +82,9 @@ class ReportError(NcsprocError):
 
 def num(values) -> np.ndarray:
     """Float array of table cells (text); empty or non-numeric cells -> NaN."""
-    return pd.to_numeric(pd.Series(values, dtype=object).replace("", np.nan),
-                         errors="coerce").to_numpy(dtype=float)
+    return pd.to_numeric(
+        pd.Series(values, dtype=object).replace("", np.nan), errors="coerce"
+    ).to_numpy(dtype=float)
 
 
 def _f(text) -> float:
@@ -182,8 +197,9 @@ class Results:
         re-measurement is needed for QC flags and baselines."""
         return all(c in self.table("responses") for c in TABLE_QC_COLUMNS)
 
-    def exam_traces(self, exam_ids: list[str], *, remeasure: bool = True
-                    ) -> Iterator[tuple[str, list[TraceView]]]:
+    def exam_traces(
+        self, exam_ids: list[str], *, remeasure: bool = True
+    ) -> Iterator[tuple[str, list[TraceView]]]:
         """Yield ``(exam_id, traces)`` for each exam, in the order given, reading the samples
         of one exam at a time (memory does not grow with the cohort).
 
@@ -201,15 +217,24 @@ class Results:
             try:
                 ds = open_trace_set(self.cohort_h5)
             except Exception as exc:  # a damaged file: the pages say so, the tables remain
-                self.traces_note = (f"{self.cohort_h5.name}: the trace set could not be opened "
-                                    f"({type(exc).__name__}: {exc}); no trace figures")
+                self.traces_note = (
+                    f"{self.cohort_h5.name}: the trace set could not be opened "
+                    f"({type(exc).__name__}: {exc}); no trace figures"
+                )
                 ds = None
         try:
             if ds is not None:
-                keys = ds["trace"].values.astype(str) if from_table else zip(
-                    ds["exam_id"].values.astype(str), ds["source_file"].values.astype(str),
-                    ds["study"].values.astype(str),
-                    (str(int(r)) for r in ds["record"].values), strict=True)
+                keys = (
+                    ds["trace"].values.astype(str)
+                    if from_table
+                    else zip(
+                        ds["exam_id"].values.astype(str),
+                        ds["source_file"].values.astype(str),
+                        ds["study"].values.astype(str),
+                        (str(int(r)) for r in ds["record"].values),
+                        strict=True,
+                    )
+                )
                 for i, key in enumerate(keys):
                     # a key that is not unique cannot be matched safely: no samples for it
                     index[key] = None if key in index else i
@@ -223,12 +248,20 @@ class Results:
                         key = tid
                     else:
                         tid = None
-                        key = (exam_id, row.get("source_file", ""), row.get("study", ""),
-                               _record_key(row.get("record")))
+                        key = (
+                            exam_id,
+                            row.get("source_file", ""),
+                            row.get("study", ""),
+                            _record_key(row.get("record")),
+                        )
                     pos = index.get(key)
                     positions.append(pos)
-                    view = TraceView(row=row, trace_id=tid, markers=marker_times(row),
-                                     reviewed=split_reviewed(row.get("reviewed")))
+                    view = TraceView(
+                        row=row,
+                        trace_id=tid,
+                        markers=marker_times(row),
+                        reviewed=split_reviewed(row.get("reviewed")),
+                    )
                     if from_table:
                         view.qc_flags = split_flags(row.get("qc_flags"))
                         b = _f(row.get("baseline_uv"))
@@ -300,8 +333,9 @@ class Results:
             view.verified = not problems
             view.mismatch = "; ".join(problems)
             if view.verified:
-                view.qc_flags = [nm for nm, mask in zip(names, masks, strict=True)
-                                 if flags[i] & mask]
+                view.qc_flags = [
+                    nm for nm, mask in zip(names, masks, strict=True) if flags[i] & mask
+                ]
                 view.baseline = float(base[i]) if math.isfinite(base[i]) else None
 
 
@@ -309,12 +343,23 @@ def _index_of(table: pd.DataFrame, m) -> pd.Index:
     """Trace ids of a ``responses_table`` (which sorts its rows) by its identifying columns."""
     key = {
         (str(e), str(s), str(st), int(r)): str(t)
-        for e, s, st, r, t in zip(m["exam_id"].values, m["source_file"].values,
-                                  m["study"].values, m["record"].values, m["trace"].values,
-                                  strict=True)
+        for e, s, st, r, t in zip(
+            m["exam_id"].values,
+            m["source_file"].values,
+            m["study"].values,
+            m["record"].values,
+            m["trace"].values,
+            strict=True,
+        )
     }
-    return pd.Index([key[(str(e), str(s), str(st), int(r))] for e, s, st, r in zip(
-        table["exam_id"], table["source_file"], table["study"], table["record"], strict=True)])
+    return pd.Index(
+        [
+            key[(str(e), str(s), str(st), int(r))]
+            for e, s, st, r in zip(
+                table["exam_id"], table["source_file"], table["study"], table["record"], strict=True
+            )
+        ]
+    )
 
 
 def _record_key(value) -> str:
@@ -344,8 +389,9 @@ def attach_reviews(views: list[TraceView], reviews: pd.DataFrame) -> None:
         orig: dict[str, float] = {}
         for r in rows:
             # a value recomputed from several corrected markers names them all ("end;onset")
-            view.reviewed.update(m for m in split_reviewed(str(r.get("marker", "")))
-                                 if m in MARKERS)
+            view.reviewed.update(
+                m for m in split_reviewed(str(r.get("marker", ""))) if m in MARKERS
+            )
             name, value = _review_value(r)
             if name:
                 orig[name] = value
@@ -366,9 +412,15 @@ def attach_reviews(views: list[TraceView], reviews: pd.DataFrame) -> None:
 
 
 _REVIEW_NAMES = {
-    "onset_ms": "onset", "onset_latency": "onset", "peak_ms": "peak", "peak_latency": "peak",
-    "total_duration_ms": "total_duration", "total_duration": "total_duration",
-    "f_latency_ms": "f_latency", "f_latency": "f_latency", "end_ms": "end",
+    "onset_ms": "onset",
+    "onset_latency": "onset",
+    "peak_ms": "peak",
+    "peak_latency": "peak",
+    "total_duration_ms": "total_duration",
+    "total_duration": "total_duration",
+    "f_latency_ms": "f_latency",
+    "f_latency": "f_latency",
+    "end_ms": "end",
 }
 
 
@@ -413,19 +465,23 @@ def load_results(results_dir: str | os.PathLike) -> Results:
                 )
             continue
         try:
-            tables[name] = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False,
-                                       encoding="utf-8")
+            tables[name] = pd.read_csv(
+                path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8"
+            )
         except Exception as exc:
-            raise ReportError(f"{path}: cannot be read as a CSV table ({exc}); rerun "
-                              "`ncsproc extract` to rewrite it") from exc
+            raise ReportError(
+                f"{path}: cannot be read as a CSV table ({exc}); rerun "
+                "`ncsproc extract` to rewrite it"
+            ) from exc
     provenance = {}
     prov_path = root / "provenance.json"
     if prov_path.exists():
         try:
             provenance = json.loads(prov_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise ReportError(f"{prov_path}: not valid JSON ({exc}); rerun `ncsproc extract`") \
-                from exc
+            raise ReportError(
+                f"{prov_path}: not valid JSON ({exc}); rerun `ncsproc extract`"
+            ) from exc
     settings = None
     cohort = root / "cohort.h5"
     cohort_h5 = None
@@ -434,12 +490,20 @@ def load_results(results_dir: str | os.PathLike) -> Results:
         settings, has_traces, note = _cohort_attrs(cohort)
         cohort_h5 = cohort if has_traces else None
         if not has_traces and all(c in tables["responses"] for c in TABLE_QC_COLUMNS):
-            note = note.replace("no trace figures, QC flags or review controls",
-                                "no trace figures or review controls")
+            note = note.replace(
+                "no trace figures, QC flags or review controls",
+                "no trace figures or review controls",
+            )
     else:
         note = "cohort.h5 is missing: no trace figures (the tables are shown)"
-    return Results(root=root, tables=tables, provenance=provenance, settings=settings,
-                   cohort_h5=cohort_h5, traces_note=note)
+    return Results(
+        root=root,
+        tables=tables,
+        provenance=provenance,
+        settings=settings,
+        cohort_h5=cohort_h5,
+        traces_note=note,
+    )
 
 
 def _cohort_attrs(path: Path) -> tuple[dict | None, bool, str]:
@@ -461,6 +525,12 @@ def _cohort_attrs(path: Path) -> tuple[dict | None, bool, str]:
     except ValueError:
         settings = None
     if not (schema and has_signal):
-        return settings, False, ("cohort.h5 holds no traces (extract --no-traces): no trace "
-                                 "figures, QC flags or review controls")
+        return (
+            settings,
+            False,
+            (
+                "cohort.h5 holds no traces (extract --no-traces): no trace "
+                "figures, QC flags or review controls"
+            ),
+        )
     return settings, True, ""

@@ -60,8 +60,12 @@ def tag_badge(status: str | None, title: str | None = None) -> Markup:
     P proposal) as a small badge ``[U]``; empty for no tag."""
     if not status:
         return Markup("")
-    meaning = {"C": "confirmed", "S": "secondary source only", "U": "unconfirmed",
-               "P": "proposal"}.get(status, "status tag")
+    meaning = {
+        "C": "confirmed",
+        "S": "secondary source only",
+        "U": "unconfirmed",
+        "P": "proposal",
+    }.get(status, "status tag")
     cls = f"tag tag-{status}" if status in ("C", "S", "U", "P") else "tag"
     return Markup(f"<span{attrs(class_=cls, title=title or meaning)}>{esc(status)}</span>")
 
@@ -111,8 +115,14 @@ def _sha256_b64(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-def page(title: str, body: Markup, *, css: str | None = None, js: str | None = None,
-         generator: str = "ncsproc") -> str:
+def page(
+    title: str,
+    body: Markup,
+    *,
+    css: str | None = None,
+    js: str | None = None,
+    generator: str = "ncsproc",
+) -> str:
     """A complete, self-contained HTML5 page (inline style and script, strict CSP).
 
     Parameters

@@ -169,12 +169,17 @@ def study_scale(
     if modality == "fwave":
         f = np.asarray(f_ms if f_ms is not None else [math.nan] * len(signals), dtype=float)
         if np.isfinite(f).any():
-            late = [s[(t >= fi - 1.0) & (t <= fi + 10.0)] - r
-                    for s, t, r, fi in zip(signals, times_ms, refs, f, strict=True)
-                    if np.isfinite(fi)]
+            late = [
+                s[(t >= fi - 1.0) & (t <= fi + 10.0)] - r
+                for s, t, r, fi in zip(signals, times_ms, refs, f, strict=True)
+                if np.isfinite(fi)
+            ]
         else:
-            late = [s[t >= (t[0] + t[-1]) / 2] - r
-                    for s, t, r in zip(signals, times_ms, refs, strict=True) if t.size]
+            late = [
+                s[t >= (t[0] + t[-1]) / 2] - r
+                for s, t, r in zip(signals, times_ms, refs, strict=True)
+                if t.size
+            ]
         # negative (up) within 1.25 divisions above the baseline, positive within 0.65 below
         up = _robust_max_dev([np.maximum(-x, 0.0) for x in late])
         down = _robust_max_dev([np.maximum(x, 0.0) for x in late])
@@ -217,6 +222,7 @@ def decimate(t: np.ndarray, v: np.ndarray, n_bins: int) -> tuple[np.ndarray, np.
     pad[: v.size] = v
     blocks = pad.reshape(rows, k)
     base = np.arange(rows) * k
-    idx = np.unique(np.concatenate([base + np.nanargmin(blocks, axis=1),
-                                    base + np.nanargmax(blocks, axis=1)]))
+    idx = np.unique(
+        np.concatenate([base + np.nanargmin(blocks, axis=1), base + np.nanargmax(blocks, axis=1)])
+    )
     return t[idx], v[idx]

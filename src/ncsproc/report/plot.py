@@ -85,16 +85,25 @@ def _views(ds, table: pd.DataFrame | None, exact: dict | None = None) -> list[Tr
     by_trace = {} if table is None else {r["trace"]: r for r in table.to_dict("records")}
     views = []
     for i, tid in enumerate(ds["trace"].values.astype(str)):
-        row = {"study": str(ds["study"].values[i]), "modality": str(ds["modality"].values[i]),
-               "stim_site": str(ds["stim_site"].values[i]),
-               "distance_mm": float(ds["distance"].values[i]) * 1e3,
-               "record": int(ds["record"].values[i]) if "record" in ds else i,
-               "source_file": str(ds["source_file"].values[i]) if "source_file" in ds else "",
-               "nerve": str(ds["nerve"].values[i]), "side": str(ds["side"].values[i])}
+        row = {
+            "study": str(ds["study"].values[i]),
+            "modality": str(ds["modality"].values[i]),
+            "stim_site": str(ds["stim_site"].values[i]),
+            "distance_mm": float(ds["distance"].values[i]) * 1e3,
+            "record": int(ds["record"].values[i]) if "record" in ds else i,
+            "source_file": str(ds["source_file"].values[i]) if "source_file" in ds else "",
+            "nerve": str(ds["nerve"].values[i]),
+            "side": str(ds["side"].values[i]),
+        }
         m = by_trace.get(tid)
         if m is not None:
-            row.update({k: ("" if isinstance(v, float) and math.isnan(v) else str(v))
-                        for k, v in m.items() if k not in row or k == "status"})
+            row.update(
+                {
+                    k: ("" if isinstance(v, float) and math.isnan(v) else str(v))
+                    for k, v in m.items()
+                    if k not in row or k == "status"
+                }
+            )
         else:
             row["status"] = "ok"
         markers = (exact or {}).get(tid, marker_times(row) if m is not None else {})
@@ -105,8 +114,15 @@ def _views(ds, table: pd.DataFrame | None, exact: dict | None = None) -> list[Tr
     return views
 
 
-def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi: int = 150,
-                width_in: float = 7.5, title: str | None = None) -> PlotResult:
+def plot_traces(
+    ds,
+    measures=None,
+    out: str | os.PathLike | None = None,
+    *,
+    dpi: int = 150,
+    width_in: float = 7.5,
+    title: str | None = None,
+) -> PlotResult:
     """Draw a trace set (and its measures) the clinical way; see :func:`plot_file`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -119,8 +135,13 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
 
         table = responses_table(measures)
         table.insert(0, "trace", list(_index_of(table, measures)))
-        baselines = dict(zip(measures["trace"].values.astype(str),
-                             measures["baseline_level"].values.astype(float), strict=True))
+        baselines = dict(
+            zip(
+                measures["trace"].values.astype(str),
+                measures["baseline_level"].values.astype(float),
+                strict=True,
+            )
+        )
     views = _views(ds, table, measured_markers(measures) if measures is not None else None)
     for v in views:
         b = baselines.get(v.trace_id)
@@ -130,8 +151,10 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
         groups.setdefault((v.row["study"], v.modality), []).append(v)
     keys = list(groups)
     n_lanes = [len(groups[k]) for k in keys]
-    heights = [max(1.6, 0.28 * n * (2 if groups[k][0].modality != "fwave" else 1) + 0.9)
-               for k, n in zip(keys, n_lanes, strict=True)]
+    heights = [
+        max(1.6, 0.28 * n * (2 if groups[k][0].modality != "fwave" else 1) + 0.9)
+        for k, n in zip(keys, n_lanes, strict=True)
+    ]
     fig = Figure(figsize=(width_in, sum(heights) + 0.2), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(keys), 1, squeeze=False, height_ratios=heights)[:, 0]
@@ -139,13 +162,19 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
     for ax, key in zip(axes, keys, strict=True):
         study, modality = key
         lanes = lane_order(groups[key])
-        refs = [v.baseline if v.baseline is not None else float(np.nanmedian(v.v))
-                for v in lanes]
+        refs = [v.baseline if v.baseline is not None else float(np.nanmedian(v.v)) for v in lanes]
         amps = [_f(v.row.get("amplitude_uv")) * 1e-6 for v in lanes]
         p2p = [_f(v.row.get("p2p_uv")) * 1e-6 for v in lanes]
         f_on = [v.markers.get("f_onset", math.nan) for v in lanes]
-        scale = study_scale(modality, [v.v for v in lanes], [v.t_ms for v in lanes], refs,
-                            amplitudes_v=amps, p2p_v=p2p, f_ms=f_on)
+        scale = study_scale(
+            modality,
+            [v.v for v in lanes],
+            [v.t_ms for v in lanes],
+            refs,
+            amplitudes_v=amps,
+            p2p_v=p2p,
+            f_ms=f_on,
+        )
         gains[study] = scale.gain
         L = scale.lane_divs
         t0 = min(0.0, min(float(v.t_ms[0]) for v in lanes))
@@ -160,33 +189,57 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
             y = y_ref + (ref - v_d) / scale.gain
             y = np.clip(y, top - L, top)  # stay in the lane (artefact, clipped M wave)
             ok = v.status == "ok"
-            ax.plot(t_d, y, color="#1b1f24" if ok else "#9aa3ad", lw=0.8,
-                    gid=f"trace:{v.trace_id}")
+            ax.plot(t_d, y, color="#1b1f24" if ok else "#9aa3ad", lw=0.8, gid=f"trace:{v.trace_id}")
             if v.baseline is not None:
                 ax.plot([t0, t1], [y_ref, y_ref], color="#9aa3ad", lw=0.6, ls=(0, (3, 3)))
             if v.modality == "fwave":
                 labels.append(f"stim {v.record + 1}")
             else:
                 d = v.distance_mm
-                labels.append(f"{v.row['stim_site']}" + (f"\n{d:.0f} mm" if math.isfinite(d)
-                                                          else ""))
+                labels.append(
+                    f"{v.row['stim_site']}" + (f"\n{d:.0f} mm" if math.isfinite(d) else "")
+                )
             ys.append(top - L / 2)
             if not ok:
-                ax.text(t1, top - 0.15, v.status.replace("_", " "), ha="right", va="top",
-                        color="#b00020", fontsize=7, style="italic")
+                ax.text(
+                    t1,
+                    top - 0.15,
+                    v.status.replace("_", " "),
+                    ha="right",
+                    va="top",
+                    color="#b00020",
+                    fontsize=7,
+                    style="italic",
+                )
                 continue
             for marker in MARKERS:
                 t = v.markers.get(marker)
                 if t is None:
                     continue
                 gid = f"marker:{v.trace_id}:{marker}"
-                (line,) = ax.plot([t, t], [top - L + 0.1, top - 0.1], color=_COLOURS[marker],
-                                  lw=1.0, gid=gid)
-                ax.text(t, top - 0.1, MARKER_LETTERS[marker], color=_COLOURS[marker],
-                        fontsize=6.5, fontweight="bold", ha="left", va="top")
+                (line,) = ax.plot(
+                    [t, t], [top - L + 0.1, top - 0.1], color=_COLOURS[marker], lw=1.0, gid=gid
+                )
+                ax.text(
+                    t,
+                    top - 0.1,
+                    MARKER_LETTERS[marker],
+                    color=_COLOURS[marker],
+                    fontsize=6.5,
+                    fontweight="bold",
+                    ha="left",
+                    va="top",
+                )
                 drawn = float(np.asarray(line.get_xdata(), dtype=float)[0])
-                rows.append({"trace": v.trace_id, "marker": marker, "time_ms": drawn,
-                             "measured_ms": t, "gid": gid})
+                rows.append(
+                    {
+                        "trace": v.trace_id,
+                        "marker": marker,
+                        "time_ms": drawn,
+                        "measured_ms": t,
+                        "gid": gid,
+                    }
+                )
         ax.set_xlim(t0, t1)
         ax.set_ylim(-L * len(lanes), 0)
         ax.set_xticks(np.arange(math.ceil(t0 / ms_div), math.floor(t1 / ms_div) + 1) * ms_div)
@@ -198,8 +251,12 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
         ax.tick_params(axis="x", labelsize=7)
         ax.set_xlabel(f"ms from the stimulus ({ms_div:g} ms/div)", fontsize=7)
         first = lanes[0].row
-        ax.set_title(f"{study} ({modality}, {first['nerve']} {first['side']}): "
-                     f"{format_gain(scale.gain)}, negative up", fontsize=8, loc="left")
+        ax.set_title(
+            f"{study} ({modality}, {first['nerve']} {first['side']}): "
+            f"{format_gain(scale.gain)}, negative up",
+            fontsize=8,
+            loc="left",
+        )
     if title:
         fig.suptitle(title, fontsize=9)
     markers = pd.DataFrame(rows, columns=["trace", "marker", "time_ms", "measured_ms", "gid"])
@@ -208,14 +265,14 @@ def plot_traces(ds, measures=None, out: str | os.PathLike | None = None, *, dpi:
         path = Path(out)
         fmt = _FORMATS.get(path.suffix.lower())
         if fmt is None:
-            raise ValueError(f"{path.name}: unknown image format {path.suffix!r}; use .png, "
-                             ".svg or .pdf")
+            raise ValueError(
+                f"{path.name}: unknown image format {path.suffix!r}; use .png, .svg or .pdf"
+            )
         import matplotlib as mpl
 
         with mpl.rc_context({"svg.hashsalt": "ncsproc", "svg.fonttype": "none"}):
             fig.savefig(path, format=fmt, metadata=_metadata(fmt))
-    return PlotResult(path=path, markers=markers, measures=table, gains=gains,
-                      n_traces=len(views))
+    return PlotResult(path=path, markers=markers, measures=table, gains=gains, n_traces=len(views))
 
 
 def _metadata(fmt: str) -> dict:
@@ -233,8 +290,14 @@ def _f(text) -> float:
         return math.nan
 
 
-def plot_file(path: str | os.PathLike, out: str | os.PathLike | None = None, *,
-              measure: bool = True, dpi: int = 150, title: str | None = None) -> PlotResult:
+def plot_file(
+    path: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    measure: bool = True,
+    dpi: int = 150,
+    title: str | None = None,
+) -> PlotResult:
     """Draw one file's traces with their markers to PNG, SVG or PDF.
 
     Parameters

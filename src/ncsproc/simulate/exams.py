@@ -223,8 +223,22 @@ class _ExamBuilder:
             return draw_param(self.rng, rec["pretrigger"])
         return 0.0
 
-    def _add_trace(self, *, study, nerve, modality, stim_site, record_site, distance, fs,
-                   pretrigger, sweep, responses, truth, intensity):
+    def _add_trace(
+        self,
+        *,
+        study,
+        nerve,
+        modality,
+        stim_site,
+        record_site,
+        distance,
+        fs,
+        pretrigger,
+        sweep,
+        responses,
+        truth,
+        intensity,
+    ):
         n_pre = int(round(pretrigger * fs))
         n_post = int(round(sweep * fs))
         t = sample_times(fs, n_pre, n_post)
@@ -232,19 +246,34 @@ class _ExamBuilder:
         x, sat = render(responses, t, dist, self.rng)
         rec = dict(truth)
         rec.update(
-            noise_rms=dist.noise_rms, artefact_amplitude=dist.artefact_amplitude,
+            noise_rms=dist.noise_rms,
+            artefact_amplitude=dist.artefact_amplitude,
             artefact_tau=dist.artefact_tau if dist.artefact_amplitude else np.nan,
             mains_amplitude=dist.mains_amplitude,
             mains_frequency=dist.mains_frequency if dist.mains_amplitude else np.nan,
             mains_phase=dist.mains_phase if dist.mains_amplitude else np.nan,
-            offset=dist.offset, drift=dist.drift, clip_level=dist.clip, saturated=sat,
+            offset=dist.offset,
+            drift=dist.drift,
+            clip_level=dist.clip,
+            saturated=sat,
         )
         record = sum(1 for tr in self.traces if tr["study"] == study)
-        self.traces.append(dict(
-            signal=x, study=study, nerve=nerve, modality=modality, stim_site=stim_site,
-            record_site=record_site, distance=distance, sampling_rate=fs, t_start=-n_pre / fs,
-            stim_intensity=intensity, record=record, truth=rec,
-        ))
+        self.traces.append(
+            dict(
+                signal=x,
+                study=study,
+                nerve=nerve,
+                modality=modality,
+                stim_site=stim_site,
+                record_site=record_site,
+                distance=distance,
+                sampling_rate=fs,
+                t_start=-n_pre / fs,
+                stim_intensity=intensity,
+                record=record,
+                truth=rec,
+            )
+        )
 
     def _study_name(self, nerve: str, modality: str) -> str:
         return f"{self.side}_{nerve}_{modality}"
@@ -297,7 +326,8 @@ class _ExamBuilder:
         sd = draw_param(rng, pp["cv_sd_fraction"])
         td_spread = draw_param(rng, pp["terminal_delay_spread"])
         shapes = draw_unit_shapes(
-            rng, n_units,
+            rng,
+            n_units,
             t_neg=draw_param(rng, an["unit_negative_duration"]),
             t_pos_ratio=draw_param(rng, an["unit_positive_ratio"]),
             pos_ratio=draw_param(rng, an["unit_positive_height"]),
@@ -306,8 +336,9 @@ class _ExamBuilder:
         cv = draw_velocities(rng, n_units, cv_max, sd)
         td = td_min + np.abs(rng.normal(0.0, td_spread, n_units))
         td[0] = td_min
-        nerve = MotorNerve(distances=distances, cv=cv, terminal_delay=td, shapes=shapes,
-                           segment_factor=seg_factor)
+        nerve = MotorNerve(
+            distances=distances, cv=cv, terminal_delay=td, shapes=shapes, segment_factor=seg_factor
+        )
         if "dispersion" in lesion:
             frac, lo, hi = lesion["dispersion"]
             nerve.add_dispersion(rng, 1, frac, lo, hi)
@@ -336,9 +367,17 @@ class _ExamBuilder:
         pre = self._pretrigger()
         for k, site in enumerate(an["sites"]):
             self._add_trace(
-                study=study, nerve=nerve_name, modality="motor", stim_site=site,
-                record_site=an["record_site"], distance=float(distances[k]), fs=fs, pretrigger=pre,
-                sweep=sweep, responses=[responses[k]], truth=truths[k],
+                study=study,
+                nerve=nerve_name,
+                modality="motor",
+                stim_site=site,
+                record_site=an["record_site"],
+                distance=float(distances[k]),
+                fs=fs,
+                pretrigger=pre,
+                sweep=sweep,
+                responses=[responses[k]],
+                truth=truths[k],
                 intensity=draw_param(rng, self.rec["motor_stim_intensity"]),
             )
         # truth tables
@@ -348,32 +387,50 @@ class _ExamBuilder:
         dur = np.array([t["total_duration"] for t in truths])
         seg_cv = np.diff(distances) / np.diff(on)
         for j in range(1, nerve.n_sites):
-            self.segments.append(dict(
-                exam_id=self.exam_id, study=study, nerve=nerve_name, side=self.side,
-                distal_site=an["sites"][j - 1], proximal_site=an["sites"][j],
-                distance=float(distances[j] - distances[j - 1]), cv=float(seg_cv[j - 1]),
-                amp_drop_pct=100.0 * (1.0 - amp[j] / amp[j - 1]),
-                area_drop_pct=100.0 * (1.0 - area[j] / area[j - 1]),
-                duration_increase_pct=100.0 * (dur[j] / dur[j - 1] - 1.0),
-                block_fraction=float(nerve.block_fraction[j]),
-                dispersion_fraction=float(nerve.dispersion_fraction[j]),
-                segment_factor=float(seg_factor[j]),
-            ))
+            self.segments.append(
+                dict(
+                    exam_id=self.exam_id,
+                    study=study,
+                    nerve=nerve_name,
+                    side=self.side,
+                    distal_site=an["sites"][j - 1],
+                    proximal_site=an["sites"][j],
+                    distance=float(distances[j] - distances[j - 1]),
+                    cv=float(seg_cv[j - 1]),
+                    amp_drop_pct=100.0 * (1.0 - amp[j] / amp[j - 1]),
+                    area_drop_pct=100.0 * (1.0 - area[j] / area[j - 1]),
+                    duration_increase_pct=100.0 * (dur[j] / dur[j - 1] - 1.0),
+                    block_fraction=float(nerve.block_fraction[j]),
+                    dispersion_fraction=float(nerve.dispersion_fraction[j]),
+                    segment_factor=float(seg_factor[j]),
+                )
+            )
         lim = self.lim[key]
         dml = float(on[0])
         cv_d = float(seg_cv[0])
         row = dict(
-            study=study, nerve=nerve_name, modality="motor", n_traces=nerve.n_sites,
-            distal_site=an["sites"][0], distal_distance=float(d0), dml=dml,
-            distal_amplitude=float(amp[0]), distal_area=float(area[0]),
+            study=study,
+            nerve=nerve_name,
+            modality="motor",
+            n_traces=nerve.n_sites,
+            distal_site=an["sites"][0],
+            distal_distance=float(d0),
+            dml=dml,
+            distal_amplitude=float(amp[0]),
+            distal_area=float(area[0]),
             distal_duration=float(dur[0]),
-            distal_negative_duration=float(truths[0]["negative_duration"]), cv=cv_d,
-            cv_max=float(cv_max), min_cv=float(seg_cv.min()), tli=float(d0 / (cv_d * dml)),
-            residual_latency=float(dml - d0 / cv_d), terminal_delay=float(td_min),
+            distal_negative_duration=float(truths[0]["negative_duration"]),
+            cv=cv_d,
+            cv_max=float(cv_max),
+            min_cv=float(seg_cv.min()),
+            tli=float(d0 / (cv_d * dml)),
+            residual_latency=float(dml - d0 / cv_d),
+            terminal_delay=float(td_min),
             max_cb_pct=float((100.0 * (1.0 - amp[1:] / amp[0])).max()),
             max_area_drop_pct=float((100.0 * (1.0 - area[1:] / area[0])).max()),
             max_td_pct=float((100.0 * (dur[1:] / dur[0] - 1.0)).max()),
-            n_units=n_units, has_response=True,
+            n_units=n_units,
+            has_response=True,
             dml_pct_uln=_pct(dml, lim["dml_uln"]["value"]),
             cv_pct_lln=_pct(cv_d, lim["cv_lln"]["value"]),
             min_cv_pct_lln=_pct(float(seg_cv.min()), lim["cv_lln"]["value"]),
@@ -425,26 +482,43 @@ class _ExamBuilder:
                 truth["f_amplitude"] = p[2]
                 f_lats.append(p[0].start)
             self._add_trace(
-                study=study, nerve=an["nerve"], modality="fwave", stim_site=an["stim_site"],
-                record_site=an["record_site"], distance=dist, fs=fs, pretrigger=pre, sweep=sweep,
-                responses=responses, truth=truth,
+                study=study,
+                nerve=an["nerve"],
+                modality="fwave",
+                stim_site=an["stim_site"],
+                record_site=an["record_site"],
+                distance=dist,
+                fs=fs,
+                pretrigger=pre,
+                sweep=sweep,
+                responses=responses,
+                truth=truth,
                 intensity=draw_param(rng, self.rec["motor_stim_intensity"]),
             )
         f = np.array(f_lats)
         f_min = float(f.min()) if f.size else np.nan
         uln = self.lim[motor_key]["f_min_uln"]["value"]
-        self.studies.append(dict(
-            study=study, nerve=an["nerve"], modality="fwave", n_traces=n_stim,
-            distal_site=an["stim_site"], distal_distance=dist,
-            m_onset=float(m_truth["onset_latency"]),
-            f_n_stimuli=n_stim, f_n_responses=int(f.size),
-            f_persistence_pct=100.0 * f.size / n_stim,
-            f_min=f_min, f_mean=float(f.mean()) if f.size else np.nan,
-            f_max=float(f.max()) if f.size else np.nan,
-            f_chronodispersion=float(f.max() - f.min()) if f.size else np.nan,
-            persistence_parameter=float(persistence), has_response=True,
-            f_min_pct_uln=_pct(f_min, uln),
-        ))
+        self.studies.append(
+            dict(
+                study=study,
+                nerve=an["nerve"],
+                modality="fwave",
+                n_traces=n_stim,
+                distal_site=an["stim_site"],
+                distal_distance=dist,
+                m_onset=float(m_truth["onset_latency"]),
+                f_n_stimuli=n_stim,
+                f_n_responses=int(f.size),
+                f_persistence_pct=100.0 * f.size / n_stim,
+                f_min=f_min,
+                f_mean=float(f.mean()) if f.size else np.nan,
+                f_max=float(f.max()) if f.size else np.nan,
+                f_chronodispersion=float(f.max() - f.min()) if f.size else np.nan,
+                persistence_parameter=float(persistence),
+                has_response=True,
+                f_min_pct_uln=_pct(f_min, uln),
+            )
+        )
 
     # -- sensory ---------------------------------------------------------------------------
     def sensory(self, key: str) -> None:
@@ -458,7 +532,8 @@ class _ExamBuilder:
         sd = draw_param(rng, pp["cv_sd_fraction"])
         absent = bool(rng.uniform() < float(pp["absent_probability"]["value"]))
         shapes = draw_unit_shapes(
-            rng, n,
+            rng,
+            n,
             t_neg=draw_param(rng, an["unit_negative_duration"]),
             t_pos_ratio=draw_param(rng, an["unit_positive_ratio"]),
             pos_ratio=draw_param(rng, an["unit_positive_height"]),
@@ -480,23 +555,44 @@ class _ExamBuilder:
         pre = self._pretrigger()
         study = self._study_name(an["nerve"], "sensory")
         self._add_trace(
-            study=study, nerve=an["nerve"], modality="sensory", stim_site=an["stim_site"],
-            record_site=an["record_site"], distance=float(d), fs=fs, pretrigger=pre, sweep=sweep,
-            responses=[resp], truth=tr,
+            study=study,
+            nerve=an["nerve"],
+            modality="sensory",
+            stim_site=an["stim_site"],
+            record_site=an["record_site"],
+            distance=float(d),
+            fs=fs,
+            pretrigger=pre,
+            sweep=sweep,
+            responses=[resp],
+            truth=tr,
             intensity=draw_param(rng, self.rec["sensory_stim_intensity"]),
         )
         lim = self.lim[key]
         onset = tr["onset_latency"]
         scv = d / onset if not absent else np.nan
-        self.studies.append(dict(
-            study=study, nerve=an["nerve"], modality="sensory", n_traces=1,
-            distal_site=an["stim_site"], distal_distance=float(d), cv_max=float(cv_max), n_units=n,
-            snap_onset=onset, snap_peak=tr["peak_latency"], snap_amplitude=tr["amplitude"], scv=scv,
-            has_response=not absent,
-            amp_pct_lln=_pct(tr["amplitude"], lim["amplitude_lln"]["value"]) if not absent else 0.0,
-            snap_peak_pct_uln=_pct(tr["peak_latency"], lim["peak_latency_uln"]["value"]),
-            scv_pct_lln=_pct(scv, lim["cv_lln"]["value"]),
-        ))
+        self.studies.append(
+            dict(
+                study=study,
+                nerve=an["nerve"],
+                modality="sensory",
+                n_traces=1,
+                distal_site=an["stim_site"],
+                distal_distance=float(d),
+                cv_max=float(cv_max),
+                n_units=n,
+                snap_onset=onset,
+                snap_peak=tr["peak_latency"],
+                snap_amplitude=tr["amplitude"],
+                scv=scv,
+                has_response=not absent,
+                amp_pct_lln=_pct(tr["amplitude"], lim["amplitude_lln"]["value"])
+                if not absent
+                else 0.0,
+                snap_peak_pct_uln=_pct(tr["peak_latency"], lim["peak_latency_uln"]["value"]),
+                scv_pct_lln=_pct(scv, lim["cv_lln"]["value"]),
+            )
+        )
 
 
 def exam(
@@ -563,8 +659,15 @@ def exam(
     elif exam_id is None or subject_id is None:
         raise ValueError("exam_id and subject_id are required with a non-integer seed")
     rng = np.random.default_rng(seed)
-    overrides = dict(noise_rms=noise_rms, artefact=artefact, mains=mains, drift=drift,
-                     offset=offset, pretrigger=pretrigger, clip=clip)
+    overrides = dict(
+        noise_rms=noise_rms,
+        artefact=artefact,
+        mains=mains,
+        drift=drift,
+        offset=offset,
+        pretrigger=pretrigger,
+        clip=clip,
+    )
     b = _ExamBuilder(pattern, rng, exam_id, subject_id, side, overrides, cfg)
     rec = cfg["recording"]
     age = draw_param(rng, rec["age"])
@@ -609,8 +712,19 @@ def exam(
     studies = pd.DataFrame([{**base, **row} for row in b.studies])
     studies = studies.reindex(columns=list(STUDY_COLUMNS))
     segments = pd.DataFrame(b.segments).reindex(columns=list(SEGMENT_COLUMNS))
-    exams = pd.DataFrame([dict(exam_id=exam_id, subject_id=subject_id, pattern=pattern, age=age,
-                               height=height, temperature=temperature, n_traces=len(tr))])
+    exams = pd.DataFrame(
+        [
+            dict(
+                exam_id=exam_id,
+                subject_id=subject_id,
+                pattern=pattern,
+                age=age,
+                height=height,
+                temperature=temperature,
+                n_traces=len(tr),
+            )
+        ]
+    )
     return traces, GroundTruth(traces=truth_ds, studies=studies, segments=segments, exams=exams)
 
 

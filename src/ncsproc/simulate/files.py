@@ -24,16 +24,45 @@ _VOLT = ("_uv", 1e6)
 _AREA = ("_uvms", 1e9)
 _DIST = ("_mm", 1e3)
 CLINICAL_UNITS: dict[str, tuple[str, float]] = {
-    **{c: _TIME for c in (
-        "onset_latency", "peak_latency", "positive_peak_latency", "negative_duration",
-        "total_duration", "f_latency", "artefact_tau", "dml", "distal_duration",
-        "distal_negative_duration", "residual_latency", "terminal_delay", "snap_onset",
-        "snap_peak", "m_onset", "f_min", "f_mean", "f_max", "f_chronodispersion",
-    )},
-    **{c: _VOLT for c in (
-        "amplitude", "peak_to_peak", "f_amplitude", "noise_rms", "artefact_amplitude",
-        "mains_amplitude", "offset", "clip_level", "distal_amplitude", "snap_amplitude",
-    )},
+    **{
+        c: _TIME
+        for c in (
+            "onset_latency",
+            "peak_latency",
+            "positive_peak_latency",
+            "negative_duration",
+            "total_duration",
+            "f_latency",
+            "artefact_tau",
+            "dml",
+            "distal_duration",
+            "distal_negative_duration",
+            "residual_latency",
+            "terminal_delay",
+            "snap_onset",
+            "snap_peak",
+            "m_onset",
+            "f_min",
+            "f_mean",
+            "f_max",
+            "f_chronodispersion",
+        )
+    },
+    **{
+        c: _VOLT
+        for c in (
+            "amplitude",
+            "peak_to_peak",
+            "f_amplitude",
+            "noise_rms",
+            "artefact_amplitude",
+            "mains_amplitude",
+            "offset",
+            "clip_level",
+            "distal_amplitude",
+            "snap_amplitude",
+        )
+    },
     **{c: _AREA for c in ("negative_area", "distal_area")},
     **{c: _DIST for c in ("distal_distance", "distance")},
     "drift": ("_uv_per_s", 1e6),

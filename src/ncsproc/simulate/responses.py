@@ -58,26 +58,70 @@ __all__ = ["response_set", "KIND_DEFAULTS", "draw"]
 KINDS = ("motor", "sensory", "fwave", "noise")
 
 KIND_DEFAULTS = {
-    "motor": dict(amplitude=(1e-3, 15e-3), noise_rms=(2e-6, 20e-6), sweep=20e-3,
-                  artefact=(1e-3, 20e-3), artefact_tau=(0.05e-3, 0.3e-3)),
-    "sensory": dict(amplitude=(3e-6, 60e-6), noise_rms=(0.2e-6, 1.5e-6), sweep=10e-3,
-                    artefact=(0.1e-3, 2e-3), artefact_tau=(0.03e-3, 0.1e-3)),
-    "fwave": dict(amplitude=(1e-3, 15e-3), noise_rms=(2e-6, 15e-6), sweep=60e-3,
-                  artefact=(1e-3, 20e-3), artefact_tau=(0.05e-3, 0.3e-3)),
-    "noise": dict(amplitude=None, noise_rms=(1e-6, 20e-6), sweep=20e-3,
-                  artefact=(1e-3, 20e-3), artefact_tau=(0.05e-3, 0.3e-3)),
+    "motor": dict(
+        amplitude=(1e-3, 15e-3),
+        noise_rms=(2e-6, 20e-6),
+        sweep=20e-3,
+        artefact=(1e-3, 20e-3),
+        artefact_tau=(0.05e-3, 0.3e-3),
+    ),
+    "sensory": dict(
+        amplitude=(3e-6, 60e-6),
+        noise_rms=(0.2e-6, 1.5e-6),
+        sweep=10e-3,
+        artefact=(0.1e-3, 2e-3),
+        artefact_tau=(0.03e-3, 0.1e-3),
+    ),
+    "fwave": dict(
+        amplitude=(1e-3, 15e-3),
+        noise_rms=(2e-6, 15e-6),
+        sweep=60e-3,
+        artefact=(1e-3, 20e-3),
+        artefact_tau=(0.05e-3, 0.3e-3),
+    ),
+    "noise": dict(
+        amplitude=None,
+        noise_rms=(1e-6, 20e-6),
+        sweep=20e-3,
+        artefact=(1e-3, 20e-3),
+        artefact_tau=(0.05e-3, 0.3e-3),
+    ),
 }
 """Per-kind defaults of :func:`response_set` (V, s)."""
 
 _META = {
-    "motor": dict(study="L_median_motor", nerve="median", modality="motor", stim_site="wrist",
-                  record_site="APB", stim_intensity=(20e-3, 50e-3)),
-    "sensory": dict(study="L_median_sensory", nerve="median", modality="sensory",
-                    stim_site="wrist", record_site="digit II", stim_intensity=(10e-3, 25e-3)),
-    "fwave": dict(study="L_ulnar_fwave", nerve="ulnar", modality="fwave", stim_site="wrist",
-                  record_site="ADM", stim_intensity=(20e-3, 50e-3)),
-    "noise": dict(study="L_median_motor", nerve="median", modality="motor", stim_site="wrist",
-                  record_site="APB", stim_intensity=(20e-3, 50e-3)),
+    "motor": dict(
+        study="L_median_motor",
+        nerve="median",
+        modality="motor",
+        stim_site="wrist",
+        record_site="APB",
+        stim_intensity=(20e-3, 50e-3),
+    ),
+    "sensory": dict(
+        study="L_median_sensory",
+        nerve="median",
+        modality="sensory",
+        stim_site="wrist",
+        record_site="digit II",
+        stim_intensity=(10e-3, 25e-3),
+    ),
+    "fwave": dict(
+        study="L_ulnar_fwave",
+        nerve="ulnar",
+        modality="fwave",
+        stim_site="wrist",
+        record_site="ADM",
+        stim_intensity=(20e-3, 50e-3),
+    ),
+    "noise": dict(
+        study="L_median_motor",
+        nerve="median",
+        modality="motor",
+        stim_site="wrist",
+        record_site="APB",
+        stim_intensity=(20e-3, 50e-3),
+    ),
 }
 
 
@@ -96,24 +140,37 @@ def draw(rng: np.random.Generator, value, *, log: bool = False) -> float:
     return float(rng.uniform(lo, hi))
 
 
-def _motor_trace(rng, target_amp, *, onset_range=(2.5e-3, 8e-3), dist_range=(0.06, 0.09),
-                 cv_range=(40.0, 65.0), p_dispersed=0.3):
+def _motor_trace(
+    rng,
+    target_amp,
+    *,
+    onset_range=(2.5e-3, 8e-3),
+    dist_range=(0.06, 0.09),
+    cv_range=(40.0, 65.0),
+    p_dispersed=0.3,
+):
     d = draw(rng, dist_range)
     cv_max = draw(rng, cv_range)
     onset = draw(rng, onset_range)
     n = int(rng.integers(100, 251))
     sd = draw(rng, (0.04, 0.10))
     td_spread = draw(rng, (0.05e-3, 0.5e-3))
-    shapes = draw_unit_shapes(rng, n, t_neg=draw(rng, (3.5e-3, 6e-3)),
-                              t_pos_ratio=draw(rng, (1.5, 2.5)), pos_ratio=draw(rng, (0.2, 0.6)))
+    shapes = draw_unit_shapes(
+        rng,
+        n,
+        t_neg=draw(rng, (3.5e-3, 6e-3)),
+        t_pos_ratio=draw(rng, (1.5, 2.5)),
+        pos_ratio=draw(rng, (0.2, 0.6)),
+    )
     cv = draw_velocities(rng, n, cv_max, sd)
     td = np.abs(rng.normal(0.0, td_spread, n))
     td[0] = 0.0
     dispersed = bool(rng.uniform() < p_dispersed)
     if dispersed:
         seg = draw(rng, (0.10, 0.20))
-        nerve = MotorNerve(distances=np.array([d, d + seg]), cv=cv, terminal_delay=td,
-                           shapes=shapes)
+        nerve = MotorNerve(
+            distances=np.array([d, d + seg]), cv=cv, terminal_delay=td, shapes=shapes
+        )
         centre = draw(rng, (0.3, 0.6))
         nerve.add_dispersion(rng, 1, draw(rng, (0.3, 0.6)), centre - 0.03, centre + 0.03)
         site = 1
@@ -142,7 +199,10 @@ def _sensory_trace(rng, target_amp, p_initial_positivity):
     sd = draw(rng, (0.06, 0.12))
     init = bool(rng.uniform() < p_initial_positivity)
     shapes = draw_unit_shapes(
-        rng, n, t_neg=draw(rng, (0.7e-3, 1.3e-3)), t_pos_ratio=draw(rng, (1.2, 2.0)),
+        rng,
+        n,
+        t_neg=draw(rng, (0.7e-3, 1.3e-3)),
+        t_pos_ratio=draw(rng, (1.2, 2.0)),
         pos_ratio=draw(rng, (0.2, 0.5)),
         t_init=draw(rng, (0.2e-3, 0.4e-3)) if init else 0.0,
         init_ratio=draw(rng, (0.1, 0.3)) if init else 0.0,
@@ -182,20 +242,30 @@ def _disturbance(rng, kind, defaults, noise_rms, artefact, mains, drift, offset,
     dr = draw(rng, drift) * (1.0 if rng.uniform() < 0.5 else -1.0)
     off = draw(rng, offset)
     return Disturbance(
-        noise_rms=noise, artefact_amplitude=a_sign * a_amp, artefact_tau=a_tau,
-        mains_amplitude=m_amp, mains_frequency=m_freq, mains_phase=m_phase,
-        offset=off, drift=dr, clip=np.inf if clip is None else float(clip),
+        noise_rms=noise,
+        artefact_amplitude=a_sign * a_amp,
+        artefact_tau=a_tau,
+        mains_amplitude=m_amp,
+        mains_frequency=m_freq,
+        mains_phase=m_phase,
+        offset=off,
+        drift=dr,
+        clip=np.inf if clip is None else float(clip),
     )
 
 
 def _dist_record(d: Disturbance, saturated: bool) -> dict:
     return dict(
-        noise_rms=d.noise_rms, artefact_amplitude=d.artefact_amplitude,
+        noise_rms=d.noise_rms,
+        artefact_amplitude=d.artefact_amplitude,
         artefact_tau=d.artefact_tau if d.artefact_amplitude else np.nan,
         mains_amplitude=d.mains_amplitude,
         mains_frequency=d.mains_frequency if d.mains_amplitude else np.nan,
         mains_phase=d.mains_phase if d.mains_amplitude else np.nan,
-        offset=d.offset, drift=d.drift, clip_level=d.clip, saturated=saturated,
+        offset=d.offset,
+        drift=d.drift,
+        clip_level=d.clip,
+        saturated=saturated,
     )
 
 
@@ -311,8 +381,12 @@ def response_set(
             target = draw(rng, amp_spec, log=True)
             for _attempt in range(100):
                 resp, dist, nerve, factor, tr = _motor_trace(
-                    rng, target, onset_range=(2.5e-3, 4.5e-3), dist_range=(0.06, 0.08),
-                    cv_range=(50.0, 65.0), p_dispersed=0.0,
+                    rng,
+                    target,
+                    onset_range=(2.5e-3, 4.5e-3),
+                    dist_range=(0.06, 0.08),
+                    cv_range=(50.0, 65.0),
+                    p_dispersed=0.0,
                 )
                 if _fits(tr, sweep):
                     break
@@ -329,8 +403,9 @@ def response_set(
         else:
             dist = draw(rng, (0.06, 0.09))
         rec["has_response"] = bool(responses) and not responses[0].empty
-        dist_params = _disturbance(rng, kind, defaults, noise_rms, artefact, mains, drift, offset,
-                                   clip)
+        dist_params = _disturbance(
+            rng, kind, defaults, noise_rms, artefact, mains, drift, offset, clip
+        )
         x, sat = render(responses, t, dist_params, rng)
         rec.update(_dist_record(dist_params, sat))
         signals.append(x)
@@ -359,8 +434,11 @@ def response_set(
         trace=ids,
         n_samples=np.full(n_traces, n_pre + n_post),
         dtype=dtype,
-        attrs={"source": "ncsproc.simulate.response_set", "simulate_kind": kind,
-               "simulate_seed": seed},
+        attrs={
+            "source": "ncsproc.simulate.response_set",
+            "simulate_kind": kind,
+            "simulate_seed": seed,
+        },
         history=f"ncsproc.simulate.response_set({kind!r}, {n_traces}, seed={seed})",
     )
     truth = truth_dataset(ids, records, attrs={"simulate_kind": kind, "simulate_seed": seed})

@@ -312,8 +312,6 @@ def _sum_pieces(ps, pd, pc, pe) -> np.ndarray:
     return np.ascontiguousarray(local[:, ::-1].T)
 
 
-
-
 def _lobes(pp: PPoly):
     """Lobes of a continuous piecewise polynomial on its support: (starts, ends, signs).
 

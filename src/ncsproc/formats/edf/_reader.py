@@ -55,31 +55,65 @@ DEFAULT_WINDOW_FWAVE = (-0.005, 0.100)
 # Per-trace fields an EDF reader collects for each trace (the rest come from read(): sidecar,
 # exam folder).
 _PER_TRACE_KEYS = (
-    "sampling_rate", "t_start", "study", "nerve", "side", "modality", "stim_site",
-    "record_site", "distance", "stim_intensity", "stim_duration", "highpass", "lowpass",
-    "temperature", "record", "trace",
+    "sampling_rate",
+    "t_start",
+    "study",
+    "nerve",
+    "side",
+    "modality",
+    "stim_site",
+    "record_site",
+    "distance",
+    "stim_intensity",
+    "stim_duration",
+    "highpass",
+    "lowpass",
+    "temperature",
+    "record",
+    "trace",
 )
 
 
-def _append_trace(meta, fs, t_start, study, code, side, stim, record_site, hp, lp, record,
-                  suffix) -> None:
+def _append_trace(
+    meta, fs, t_start, study, code, side, stim, record_site, hp, lp, record, suffix
+) -> None:
     """Append one trace's facts to the per-trace lists (keys :data:`_PER_TRACE_KEYS`)."""
     for key, value in (
-        ("sampling_rate", fs), ("t_start", t_start), ("study", study), ("nerve", code.nerve),
-        ("side", side), ("modality", code.modality), ("stim_site", stim.site),
-        ("record_site", record_site), ("distance", stim.distance),
-        ("stim_intensity", stim.intensity), ("stim_duration", stim.duration),
-        ("highpass", hp), ("lowpass", lp), ("temperature", stim.temperature),
-        ("record", record), ("trace", f"/{study}/{record}{suffix}"),
+        ("sampling_rate", fs),
+        ("t_start", t_start),
+        ("study", study),
+        ("nerve", code.nerve),
+        ("side", side),
+        ("modality", code.modality),
+        ("stim_site", stim.site),
+        ("record_site", record_site),
+        ("distance", stim.distance),
+        ("stim_intensity", stim.intensity),
+        ("stim_duration", stim.duration),
+        ("highpass", hp),
+        ("lowpass", lp),
+        ("temperature", stim.temperature),
+        ("record", record),
+        ("trace", f"/{study}/{record}{suffix}"),
     ):
         meta[key].append(value)
+
 
 def _trace_set(signals, meta, age, name, attrs, skipped, history):
     """The reader's trace set: ids and subject left for read() to fill, no validation here."""
     if skipped:
         attrs = {**attrs, "skipped_signals": ", ".join(skipped)}
-    return make_trace_set(signals, exam_id="", subject_id="", age=age, source_file=name,
-                          attrs=attrs, history=history, validate=False, **meta)
+    return make_trace_set(
+        signals,
+        exam_id="",
+        subject_id="",
+        age=age,
+        source_file=name,
+        attrs=attrs,
+        history=history,
+        validate=False,
+        **meta,
+    )
 
 
 def _voltage_factor(sig: Signal) -> float | None:
@@ -268,10 +302,7 @@ def read_edf_ncs(path) -> xr.Dataset:
 
     signals, meta = (
         [],
-        {
-            k: []
-            for k in _PER_TRACE_KEYS
-        },
+        {k: [] for k in _PER_TRACE_KEYS},
     )
     decoded = []
     for sig, factor in volts:
@@ -298,11 +329,28 @@ def read_edf_ncs(path) -> xr.Dataset:
             study = ""  # read() names it <side>_<nerve>_<modality> unless a sidecar says otherwise
             signals.append(values[r])
             _append_trace(
-                meta, float(Decimal(sig.samples) / h.duration), t_start, study, code, side, stim,
-                record_site, hp, lp, r, f"/{record_site or sig.index}" if several else "",
+                meta,
+                float(Decimal(sig.samples) / h.duration),
+                t_start,
+                study,
+                code,
+                side,
+                stim,
+                record_site,
+                hp,
+                lp,
+                r,
+                f"/{record_site or sig.index}" if several else "",
             )
-    return _trace_set(signals, meta, age, name, {"source_format": h.variant}, skipped,
-                      f"read {name} ({h.variant}, ncsproc EDF+D layer)")
+    return _trace_set(
+        signals,
+        meta,
+        age,
+        name,
+        {"source_format": h.variant},
+        skipped,
+        f"read {name} ({h.variant}, ncsproc EDF+D layer)",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,10 +434,7 @@ def read_edf_continuous(path) -> xr.Dataset:
 
     signals, meta = (
         [],
-        {
-            k: []
-            for k in _PER_TRACE_KEYS
-        },
+        {k: [] for k in _PER_TRACE_KEYS},
     )
     several = len(volts) > 1
     for k, onset in enumerate(stimuli):
@@ -423,13 +468,29 @@ def read_edf_continuous(path) -> xr.Dataset:
             study = ""  # read() names it <side>_<nerve>_<modality> unless a sidecar says otherwise
             signals.append(values[i0:i1])
             _append_trace(
-                meta, float(fs), float(Decimal(i0) / fs - rel), study, code, side, stim,
-                record_site, hp, lp, k, f"/{record_site or sig.index}" if several else "",
+                meta,
+                float(fs),
+                float(Decimal(i0) / fs - rel),
+                study,
+                code,
+                side,
+                stim,
+                record_site,
+                hp,
+                lp,
+                k,
+                f"/{record_site or sig.index}" if several else "",
             )
     attrs = {"source_format": h.variant, "sweep_window": f"{float(w0)!r} {float(w1)!r} s"}
-    return _trace_set(signals, meta, age, name, attrs, skipped,
-                      f"read {name} ({h.variant} through MNE, sweeps cut around stimulus "
-                      "annotations)")
+    return _trace_set(
+        signals,
+        meta,
+        age,
+        name,
+        attrs,
+        skipped,
+        f"read {name} ({h.variant} through MNE, sweeps cut around stimulus annotations)",
+    )
 
 
 def _mne_samples(
