@@ -22,26 +22,10 @@ import xarray as xr
 
 from ._version import __version__
 from .errors import SchemaError
+from .vocab import MODALITIES, SIDES
 
 SCHEMA = "ncsproc-traces/1"
 
-NERVES = (
-    "median",
-    "ulnar",
-    "peroneal",
-    "tibial",
-    "sural",
-    "radial",
-    "superficial_peroneal",
-    "musculocutaneous",
-    "axillary",
-    "femoral",
-    "facial",
-    "plantar",
-    "lateral_antebrachial_cutaneous",
-)
-SIDES = ("L", "R")
-MODALITIES = ("motor", "sensory", "fwave")
 
 # Attribute or coordinate names that would carry identifying data; never allowed in a trace set.
 PRIVACY_BLOCKLIST = (
@@ -87,7 +71,7 @@ TRACE_COORDS: tuple[CoordSpec, ...] = (
     CoordSpec("study", "str", None, "one nerve test within the exam, e.g. L_median_motor"),
     CoordSpec("nerve", "str", None, "lower-case nerve name"),
     CoordSpec("side", "str", None, "L or R"),
-    CoordSpec("modality", "str", None, "motor, sensory or fwave"),
+    CoordSpec("modality", "str", None, "motor, sensory, fwave or mep"),
     CoordSpec("stim_site", "str", None, "lower-case stimulation site words"),
     CoordSpec("record_site", "str", None, "recording site (muscle or digit)"),
     CoordSpec(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from ..vocab import MODALITIES
+
 __all__ = ["Settings", "ConfigError", "load_settings", "SETTINGS_SCHEMA"]
 
 SETTINGS_SCHEMA = "ncsproc-extract-settings/1"
@@ -26,7 +28,6 @@ SETTINGS_SCHEMA = "ncsproc-extract-settings/1"
 _TOP_KEYS = {"pipeline", "measure", "features"}
 _PIPELINE_KEYS = {"name", "description"}
 _FEATURE_KEYS = {"limits", "rules", "criteria"}
-_MODALITIES = ("motor", "sensory", "fwave")
 
 # unit suffixes accepted in ``[measure]`` strings ("0.25 ms", "0.8 uV"); numbers are SI
 _UNITS = {
@@ -129,7 +130,7 @@ def _measure_overrides(table: dict, where: str) -> dict:
 
     out: dict = {}
     for key, value in table.items():
-        if key in _MODALITIES:
+        if key in MODALITIES:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}: [measure.{key}] must be a table of parameters")
             out[key] = {k: _quantity(v, f"{where}: [measure.{key}] {k}") for k, v in value.items()}
