@@ -34,6 +34,22 @@ continuously differentiable everywhere after its start except at the end of an i
 positivity (a kink where the negative lobe takes off). A motor unit is ``n`` then ``p``; a
 sensory fibre may have the initial positivity seen in orthodromic recordings.
 
+Shape families (``shape=`` of :func:`ncsproc.simulate.response_set` and ``exam``; applied to
+every motor unit / sensory fibre, so to M waves, F units and SNAPs alike by
+:func:`apply_shape_family`):
+
+* ``standard``: the unit above.
+* ``biphasic_sharp``: negative lobe ``-a_i N_s(u)``, ``N_s(u) = u (1 - u)^3 / 0.10546875``
+  (maximum 1 at ``u = 0.25``: a faster rise; zero slope at ``u = 1``), and the positive-lobe
+  height ratio ``r_i`` multiplied by 1.6.
+* ``triphasic``: every unit gets an initial positivity of height ``r0_i`` drawn in 0.10-0.30
+  and duration ``T0_i`` in 0.20-0.40 ``Tn_i`` (uniform, per unit): the CMAP of an electrode
+  off the motor point. The unit (and the onset truth) starts with that positivity.
+* ``slow_rise``: negative lobe ``-a_i N_2(u)``, ``N_2(u) = 16 u^2 (1 - u)^2`` (maximum 1 at
+  ``u = 1/2``): a second-order start with zero slope, so the compound response leaves the
+  baseline gradually. (With degree <= 4 and zero value and slope at both ends this is the only
+  such lobe.) An initial positivity, when present, uses the same polynomial as the negative lobe.
+
 Because every lobe is a polynomial of degree <= 4 in time, the sum over all units is a
 piecewise polynomial (:class:`scipy.interpolate.PPoly`) whose breakpoints are the lobe
 boundaries. The simulator stores that piecewise polynomial, so the signal can be sampled at
@@ -62,6 +78,11 @@ Truth definitions (of the noiseless, undisturbed response ``x(t)``)
     of the last negative peak" with an explicit lobe-size rule.
 ``negative_area``
     ``integral of max(0, -x)`` over ``[onset, onset + total_duration]`` (V s, positive).
+``measurable_onset_latency``
+    the first time ``|x|`` reaches 1 % of ``amplitude`` (either polarity, so an initial
+    positivity counts): the earliest real root of ``x(t) - 0.01 amplitude`` or
+    ``x(t) + 0.01 amplitude``, per polynomial piece. It is what a detector can see at best,
+    the validation truth of issue 14; ``onset_latency`` stays the fastest fibre's start.
 
 Disturbances (added after the response is sampled, in this order)
 -----------------------------------------------------------------
@@ -71,10 +92,13 @@ Disturbances (added after the response is sampled, in this order)
 * mains interference ``M sin(2 pi f t + phi)``;
 * baseline ``offset + drift * t`` (``drift`` in V/s, ``t`` relative to the stimulus);
 * white Gaussian noise of standard deviation ``noise_rms`` (for averaged sensory responses
-  this is the noise *after* averaging);
+  this is the noise *after* averaging), or another noise family of the same SD
+  (:mod:`ncsproc.simulate.noise`: band-limited, 1/f, mains with harmonics, background EMG,
+  baseline wander);
 * amplifier saturation: ``clip(x, -limit, +limit)``.
 
-No filter is applied: ``highpass`` and ``lowpass`` are recorded as NaN.
+No filter is applied to the trace: ``highpass`` and ``lowpass`` are recorded as NaN (the
+``bandlimited`` noise family filters its noise only and records its corners in the truth).
 """
 
 from __future__ import annotations
