@@ -256,7 +256,7 @@ def test_shape_families_differ_as_documented(fine):
     # triphasic: every response first departs upwards (the initial positivity)
     for kind in ("motor", "sensory", "fwave"):
         traces, truth = fine["triphasic", kind]
-        assert truth.initial_positivity.values.all() or kind != "sensory"
+        assert truth.initial_positivity.values.all()
         for i in range(traces.sizes["trace"]):
             t, x = time_axis(traces, i), trace_values(traces, i)
             k = int(np.argmin(np.abs(t - float(truth.measurable_onset_latency[i])))) + 1

@@ -396,6 +396,8 @@ class _ExamBuilder:
             responses.append(r)
             tr = waveform_truth(r)
             tr["has_response"] = not r.empty
+            if self.shape == "triphasic":
+                tr["initial_positivity"] = not r.empty
             truths.append(tr)
         self.distal[key] = (responses[0], truths[0])
         # recording

@@ -447,6 +447,8 @@ def response_set(
         else:
             dist = draw(rng, (0.06, 0.09))
         rec["has_response"] = bool(responses) and not responses[0].empty
+        if shape == "triphasic" and rec["has_response"]:
+            rec["initial_positivity"] = True
         dist_params = _disturbance(
             rng, kind, defaults, noise_rms, artefact, mains, drift, offset, clip
         )
