@@ -4,7 +4,10 @@
   truth, for the accuracy tests of the measurement kernels;
 * :func:`exam` and :func:`cohort` - whole exams of the four anti-MAG electrodiagnostic
   patterns (``normal``, ``distal_demyelinating``, ``cidp_like``, ``axonal``) with per-trace,
-  per-study, per-segment and per-exam truth (:class:`GroundTruth`).
+  per-study, per-segment and per-exam truth (:class:`GroundTruth`);
+* noise families (:data:`NOISE_FAMILIES`: white, band-limited, 1/f, mains, background EMG,
+  baseline wander; :mod:`ncsproc.simulate.noise`) and unit-potential shape families
+  (:data:`SHAPE_FAMILIES`; :mod:`ncsproc.simulate.waveforms`) for both.
 
 The model and the exact truth definitions are documented in
 :mod:`ncsproc.simulate.waveforms` (unit potentials, disturbances, truth),
@@ -17,16 +20,21 @@ from __future__ import annotations
 
 from .exams import GroundTruth, cohort, exam
 from .files import write_cohort
+from .noise import NOISE_FAMILIES
 from .patterns import PATTERNS, load_patterns
 from .responses import response_set
 from .truth import TRUTH_VARS
+from .waveforms import SHAPE_FAMILIES
 
 __all__ = [
     "response_set",
     "exam",
     "cohort",
     "GroundTruth",
+    "write_cohort",
     "load_patterns",
     "PATTERNS",
     "TRUTH_VARS",
+    "NOISE_FAMILIES",
+    "SHAPE_FAMILIES",
 ]

@@ -33,11 +33,28 @@ import pandas as pd
 import xarray as xr
 
 from ..schema import concat_trace_sets, make_trace_set
+from .noise import (
+    NOISE_FAMILIES,
+    NOISE_STREAM,
+    SHAPE_STREAM,
+    family_rng,
+    noise_process,
+    resolve_noise_options,
+)
 from .patterns import PATTERNS, draw_param, load_patterns
 from .population import MotorNerve, SensoryNerve, draw_unit_shapes, draw_velocities
 from .responses import draw
 from .truth import truth_dataset
-from .waveforms import Disturbance, Response, build_response, render, sample_times, waveform_truth
+from .waveforms import (
+    SHAPE_FAMILIES,
+    Disturbance,
+    Response,
+    apply_shape_family,
+    build_response,
+    render,
+    sample_times,
+    waveform_truth,
+)
 
 __all__ = ["GroundTruth", "exam", "cohort", "MOTOR_STUDIES", "SENSORY_STUDIES", "FWAVE_STUDIES"]
 
@@ -57,26 +74,34 @@ STUDY_COLUMNS = {
     "distal_site": "motor: distal stimulation site",
     "distal_distance": "motor: distal site to recording electrode (m); sensory: distance (m)",
     "dml": "motor: onset latency truth at the distal site (s)",
+    "dml_measurable": "motor: measurable onset (1 % of amplitude) at the distal site (s)",
     "distal_amplitude": "motor: negative-peak amplitude at the distal site (V)",
     "distal_area": "motor: negative area at the distal site (V s)",
     "distal_duration": "motor: total (EFNS/PNS) duration at the distal site (s)",
     "distal_negative_duration": "motor: negative-phase duration at the distal site (s)",
     "cv": "motor: CV (m/s) of the segment next to the distal site, from the exact onsets",
+    "cv_measurable": "motor: CV (m/s) of that segment from the measurable onsets",
     "cv_max": "parameter: velocity of the fastest fibre (m/s)",
     "min_cv": "motor: slowest segment CV from the exact onsets (m/s)",
+    "min_cv_measurable": "motor: slowest segment CV from the measurable onsets (m/s)",
     "tli": "motor: distal distance / (cv * dml)",
+    "tli_measurable": "motor: distal distance / (cv_measurable * dml_measurable)",
     "residual_latency": "motor: dml - distal distance / cv (s)",
+    "residual_latency_measurable": "motor: dml_measurable - distal distance / cv_measurable (s)",
     "terminal_delay": "parameter: shortest terminal delay td_min (s)",
     "max_cb_pct": "motor: largest amplitude drop of a proximal site vs the distal site (%)",
     "max_area_drop_pct": "motor: largest area drop of a proximal site vs the distal site (%)",
     "max_td_pct": "motor: largest total-duration increase, proximal site vs distal site (%)",
     "n_units": "parameter: motor units / sensory fibres",
     "snap_onset": "sensory: onset latency (s)",
+    "snap_onset_measurable": "sensory: measurable onset (1 % of amplitude) (s)",
     "snap_peak": "sensory: negative-peak latency (s)",
     "snap_amplitude": "sensory: negative-peak amplitude (V); NaN when absent",
     "scv": "sensory: distance / onset latency (m/s)",
+    "scv_measurable": "sensory: distance / measurable onset (m/s)",
     "has_response": "a response is present (False: absent SNAP)",
     "m_onset": "fwave: onset of the M wave (s)",
+    "m_onset_measurable": "fwave: measurable onset of the M wave (s)",
     "f_n_stimuli": "fwave: stimuli of the series",
     "f_n_responses": "fwave: stimuli followed by an F wave",
     "f_persistence_pct": "fwave: 100 * f_n_responses / f_n_stimuli",
@@ -84,6 +109,9 @@ STUDY_COLUMNS = {
     "f_mean": "fwave: mean F latency (s)",
     "f_max": "fwave: longest F latency (s)",
     "f_chronodispersion": "fwave: f_max - f_min (s)",
+    "f_min_measurable": "fwave: shortest measurable F latency (1 % of each F wave) (s)",
+    "f_mean_measurable": "fwave: mean measurable F latency (s)",
+    "f_max_measurable": "fwave: longest measurable F latency (s)",
     "persistence_parameter": "fwave: probability of an F wave per stimulus (parameter)",
     "dml_pct_uln": "100 * dml / ULN",
     "cv_pct_lln": "100 * cv / LLN",
@@ -104,6 +132,7 @@ SEGMENT_COLUMNS = {
     "proximal_site": "proximal stimulation site of the segment",
     "distance": "segment length (m)",
     "cv": "segment CV from the exact onsets (m/s)",
+    "cv_measurable": "segment CV from the measurable onsets (m/s)",
     "amp_drop_pct": "100 * (1 - proximal / distal amplitude), adjacent sites",
     "area_drop_pct": "100 * (1 - proximal / distal negative area), adjacent sites",
     "duration_increase_pct": "100 * (proximal / distal total duration - 1), adjacent sites",
@@ -168,9 +197,14 @@ def _pct(a, b):
 class _ExamBuilder:
     """Accumulates the traces and truth rows of one exam (fixed order of random draws)."""
 
-    def __init__(self, pattern, rng, exam_id, subject_id, side, overrides, cfg):
+    def __init__(self, pattern, rng, exam_id, subject_id, side, overrides, cfg, families=None):
         self.pattern = pattern
         self.rng = rng
+        # noise and shape families: (noise, options, shape, seed); their draws use own streams
+        noise, options, shape, seed = families or ("white", {}, "standard", 0)
+        self.noise, self.noise_options, self.shape = noise, options, shape
+        self.noise_rng = family_rng(seed, NOISE_STREAM)
+        self.shape_rng = family_rng(seed, SHAPE_STREAM)
         self.exam_id = exam_id
         self.subject_id = subject_id
         self.side = side
@@ -243,8 +277,11 @@ class _ExamBuilder:
         n_post = int(round(sweep * fs))
         t = sample_times(fs, n_pre, n_post)
         dist = self._disturbance(modality)
-        x, sat = render(responses, t, dist, self.rng)
-        rec = dict(truth)
+        added, keep_white, noise_params = noise_process(
+            self.noise, t, fs, dist.noise_rms, self.noise_rng, self.noise_options
+        )
+        x, sat = render(responses, t, dist, self.rng, added_noise=added, keep_white=keep_white)
+        rec = dict(truth, **noise_params, noise_family=self.noise, shape=self.shape)
         rec.update(
             noise_rms=dist.noise_rms,
             artefact_amplitude=dist.artefact_amplitude,
@@ -333,6 +370,7 @@ class _ExamBuilder:
             pos_ratio=draw_param(rng, an["unit_positive_height"]),
             amp_sigma=draw_param(rng, an["unit_amplitude_sigma"]),
         )
+        shapes = apply_shape_family(shapes, self.shape, self.shape_rng)
         cv = draw_velocities(rng, n_units, cv_max, sd)
         td = td_min + np.abs(rng.normal(0.0, td_spread, n_units))
         td[0] = td_min
@@ -358,6 +396,8 @@ class _ExamBuilder:
             responses.append(r)
             tr = waveform_truth(r)
             tr["has_response"] = not r.empty
+            if self.shape == "triphasic":
+                tr["initial_positivity"] = not r.empty
             truths.append(tr)
         self.distal[key] = (responses[0], truths[0])
         # recording
@@ -386,6 +426,8 @@ class _ExamBuilder:
         area = np.array([t["negative_area"] for t in truths])
         dur = np.array([t["total_duration"] for t in truths])
         seg_cv = np.diff(distances) / np.diff(on)
+        on_m = np.array([t["measurable_onset_latency"] for t in truths])
+        seg_cv_m = np.diff(distances) / np.diff(on_m)
         for j in range(1, nerve.n_sites):
             self.segments.append(
                 dict(
@@ -397,6 +439,7 @@ class _ExamBuilder:
                     proximal_site=an["sites"][j],
                     distance=float(distances[j] - distances[j - 1]),
                     cv=float(seg_cv[j - 1]),
+                    cv_measurable=float(seg_cv_m[j - 1]),
                     amp_drop_pct=100.0 * (1.0 - amp[j] / amp[j - 1]),
                     area_drop_pct=100.0 * (1.0 - area[j] / area[j - 1]),
                     duration_increase_pct=100.0 * (dur[j] / dur[j - 1] - 1.0),
@@ -408,6 +451,7 @@ class _ExamBuilder:
         lim = self.lim[key]
         dml = float(on[0])
         cv_d = float(seg_cv[0])
+        dml_m, cv_m = float(on_m[0]), float(seg_cv_m[0])
         row = dict(
             study=study,
             nerve=nerve_name,
@@ -425,6 +469,11 @@ class _ExamBuilder:
             min_cv=float(seg_cv.min()),
             tli=float(d0 / (cv_d * dml)),
             residual_latency=float(dml - d0 / cv_d),
+            dml_measurable=dml_m,
+            cv_measurable=cv_m,
+            min_cv_measurable=float(seg_cv_m.min()),
+            tli_measurable=float(d0 / (cv_m * dml_m)),
+            residual_latency_measurable=float(dml_m - d0 / cv_m),
             terminal_delay=float(td_min),
             max_cb_pct=float((100.0 * (1.0 - amp[1:] / amp[0])).max()),
             max_area_drop_pct=float((100.0 * (1.0 - area[1:] / area[0])).max()),
@@ -462,7 +511,8 @@ class _ExamBuilder:
                 target = min(draw_param(rng, an["f_amplitude"]), 0.2 * m_truth["amplitude"])
                 ftr = waveform_truth(f_resp)
                 f_resp = f_resp.scaled(target / ftr["amplitude"])
-                per_stim.append((f_resp, ftr["onset_latency"] + ftr["total_duration"], target))
+                f_end = ftr["onset_latency"] + ftr["total_duration"]
+                per_stim.append((f_resp, f_end, target, ftr["measurable_onset_latency"]))
             else:
                 per_stim.append(None)
         ends = [p[1] for p in per_stim if p is not None]
@@ -471,7 +521,7 @@ class _ExamBuilder:
         pre = self._pretrigger()
         study = self._study_name(an["nerve"], "fwave")
         dist = float(nerve.distances[0])
-        f_lats = []
+        f_lats, f_meas = [], []
         for p in per_stim:
             truth = dict(m_truth)
             truth["has_response"] = True
@@ -480,7 +530,9 @@ class _ExamBuilder:
                 responses.append(p[0])
                 truth["f_latency"] = p[0].start
                 truth["f_amplitude"] = p[2]
+                truth["f_measurable_latency"] = p[3]
                 f_lats.append(p[0].start)
+                f_meas.append(p[3])
             self._add_trace(
                 study=study,
                 nerve=an["nerve"],
@@ -496,6 +548,7 @@ class _ExamBuilder:
                 intensity=draw_param(rng, self.rec["motor_stim_intensity"]),
             )
         f = np.array(f_lats)
+        fm = np.array(f_meas)
         f_min = float(f.min()) if f.size else np.nan
         uln = self.lim[motor_key]["f_min_uln"]["value"]
         self.studies.append(
@@ -514,6 +567,10 @@ class _ExamBuilder:
                 f_mean=float(f.mean()) if f.size else np.nan,
                 f_max=float(f.max()) if f.size else np.nan,
                 f_chronodispersion=float(f.max() - f.min()) if f.size else np.nan,
+                m_onset_measurable=float(m_truth["measurable_onset_latency"]),
+                f_min_measurable=float(fm.min()) if fm.size else np.nan,
+                f_mean_measurable=float(fm.mean()) if fm.size else np.nan,
+                f_max_measurable=float(fm.max()) if fm.size else np.nan,
                 persistence_parameter=float(persistence),
                 has_response=True,
                 f_min_pct_uln=_pct(f_min, uln),
@@ -539,6 +596,7 @@ class _ExamBuilder:
             pos_ratio=draw_param(rng, an["unit_positive_height"]),
             amp_sigma=draw_param(rng, an["unit_amplitude_sigma"]),
         )
+        shapes = apply_shape_family(shapes, self.shape, self.shape_rng)
         nerve = SensoryNerve(distance=d, cv=draw_velocities(rng, n, cv_max, sd), shapes=shapes)
         if absent:
             resp = Response(None)
@@ -549,6 +607,8 @@ class _ExamBuilder:
             resp = resp.scaled(factor)
             tr = waveform_truth(resp)
         tr["has_response"] = not absent
+        if self.shape == "triphasic" and not absent:
+            tr["initial_positivity"] = True
         fs = float(self.rec["sensory_sampling_rate"]["value"])
         needed = (_end(tr) + 3e-3) if not absent else 0.0
         sweep = _pick_sweep(needed, self.rec["sensory_sweeps"]["value"])
@@ -571,6 +631,7 @@ class _ExamBuilder:
         lim = self.lim[key]
         onset = tr["onset_latency"]
         scv = d / onset if not absent else np.nan
+        onset_m = tr["measurable_onset_latency"]
         self.studies.append(
             dict(
                 study=study,
@@ -585,6 +646,8 @@ class _ExamBuilder:
                 snap_peak=tr["peak_latency"],
                 snap_amplitude=tr["amplitude"],
                 scv=scv,
+                snap_onset_measurable=onset_m,
+                scv_measurable=d / onset_m if not absent else np.nan,
                 has_response=not absent,
                 amp_pct_lln=_pct(tr["amplitude"], lim["amplitude_lln"]["value"])
                 if not absent
@@ -610,6 +673,9 @@ def exam(
     pretrigger: float | None = None,
     clip: float | None = None,
     dtype: str = "float64",
+    noise: str = "white",
+    shape: str = "standard",
+    noise_options: Mapping | None = None,
 ) -> tuple[xr.Dataset, GroundTruth]:
     """Simulate one exam of a pattern, with its exact ground truth.
 
@@ -640,6 +706,10 @@ def exam(
         Amplifier saturation level (V).
     dtype : {"float64", "float32"}
         dtype of ``signal``.
+    noise, shape, noise_options
+        Noise family, unit-potential shape family and family options of every trace, as in
+        :func:`ncsproc.simulate.response_set` (default ``"white"`` / ``"standard"``: the
+        original exam, bit for bit; the families draw from streams of their own).
 
     Returns
     -------
@@ -658,6 +728,11 @@ def exam(
         subject_id = subject_id or f"SIM{int(seed):04d}"
     elif exam_id is None or subject_id is None:
         raise ValueError("exam_id and subject_id are required with a non-integer seed")
+    if shape not in SHAPE_FAMILIES:
+        raise ValueError(f"shape must be one of {SHAPE_FAMILIES}, got {shape!r}")
+    if noise not in NOISE_FAMILIES:
+        raise ValueError(f"noise must be one of {NOISE_FAMILIES}, got {noise!r}")
+    families = (noise, resolve_noise_options(noise, noise_options), shape, seed)
     rng = np.random.default_rng(seed)
     overrides = dict(
         noise_rms=noise_rms,
@@ -668,7 +743,7 @@ def exam(
         pretrigger=pretrigger,
         clip=clip,
     )
-    b = _ExamBuilder(pattern, rng, exam_id, subject_id, side, overrides, cfg)
+    b = _ExamBuilder(pattern, rng, exam_id, subject_id, side, overrides, cfg, families)
     rec = cfg["recording"]
     age = draw_param(rng, rec["age"])
     height = draw_param(rng, rec["height"])
@@ -762,7 +837,7 @@ def cohort(
         raise ValueError("a cohort needs at least one exam")
     children = np.random.SeedSequence(seed).spawn(len(names))
     sets, truths = [], []
-    for i, (name, child) in enumerate(zip(names, children), start=1):
+    for i, (name, child) in enumerate(zip(names, children, strict=True), start=1):
         ds, gt = exam(
             name, seed=child, exam_id=f"EX{i:04d}", subject_id=f"SIM{i:04d}", **exam_options
         )

@@ -46,6 +46,15 @@ CLINICAL_UNITS: dict[str, tuple[str, float]] = {
             "f_mean",
             "f_max",
             "f_chronodispersion",
+            "measurable_onset_latency",
+            "f_measurable_latency",
+            "dml_measurable",
+            "residual_latency_measurable",
+            "snap_onset_measurable",
+            "m_onset_measurable",
+            "f_min_measurable",
+            "f_mean_measurable",
+            "f_max_measurable",
         )
     },
     **{
@@ -61,6 +70,8 @@ CLINICAL_UNITS: dict[str, tuple[str, float]] = {
             "clip_level",
             "distal_amplitude",
             "snap_amplitude",
+            "noise_mains_amplitude",
+            "noise_wander_p2p",
         )
     },
     **{c: _AREA for c in ("negative_area", "distal_area")},
@@ -70,6 +81,12 @@ CLINICAL_UNITS: dict[str, tuple[str, float]] = {
     "cv_max": ("_m_s", 1.0),
     "min_cv": ("_m_s", 1.0),
     "scv": ("_m_s", 1.0),
+    **{c: ("_m_s", 1.0) for c in ("cv_measurable", "min_cv_measurable", "scv_measurable")},
+    **{
+        c: ("_hz", 1.0)
+        for c in ("noise_highpass", "noise_lowpass", "noise_pink_low", "noise_mains_frequency")
+    },
+    "noise_emg_rate": ("_hz", 1.0),
 }
 
 
@@ -169,6 +186,7 @@ def write_cohort(
 _DECIMALS = {
     **{c + s: 6 for c, (s, _) in CLINICAL_UNITS.items()},
     "tli": 6,
+    "tli_measurable": 6,
     "age": 2,
     "height": 2,
     "temperature": 2,

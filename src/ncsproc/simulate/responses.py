@@ -41,11 +41,21 @@ import numpy as np
 import xarray as xr
 
 from ..schema import make_trace_set
+from .noise import (
+    NOISE_FAMILIES,
+    NOISE_STREAM,
+    SHAPE_STREAM,
+    family_rng,
+    noise_process,
+    resolve_noise_options,
+)
 from .population import MotorNerve, SensoryNerve, draw_unit_shapes, draw_velocities
 from .truth import truth_dataset
 from .waveforms import (
+    SHAPE_FAMILIES,
     Disturbance,
     Response,
+    apply_shape_family,
     build_response,
     render,
     sample_times,
@@ -148,6 +158,8 @@ def _motor_trace(
     dist_range=(0.06, 0.09),
     cv_range=(40.0, 65.0),
     p_dispersed=0.3,
+    shape="standard",
+    shape_rng=None,
 ):
     d = draw(rng, dist_range)
     cv_max = draw(rng, cv_range)
@@ -162,6 +174,7 @@ def _motor_trace(
         t_pos_ratio=draw(rng, (1.5, 2.5)),
         pos_ratio=draw(rng, (0.2, 0.6)),
     )
+    shapes = apply_shape_family(shapes, shape, shape_rng)
     cv = draw_velocities(rng, n, cv_max, sd)
     td = np.abs(rng.normal(0.0, td_spread, n))
     td[0] = 0.0
@@ -191,7 +204,7 @@ def _fits(tr: dict, sweep: float) -> bool:
     return end <= sweep - 1e-3
 
 
-def _sensory_trace(rng, target_amp, p_initial_positivity):
+def _sensory_trace(rng, target_amp, p_initial_positivity, shape="standard", shape_rng=None):
     cv_max = draw(rng, (40.0, 65.0))
     onset = draw(rng, (1.5e-3, 4e-3))
     d = cv_max * onset
@@ -207,6 +220,8 @@ def _sensory_trace(rng, target_amp, p_initial_positivity):
         t_init=draw(rng, (0.2e-3, 0.4e-3)) if init else 0.0,
         init_ratio=draw(rng, (0.1, 0.3)) if init else 0.0,
     )
+    shapes = apply_shape_family(shapes, shape, shape_rng)
+    init = init or shape == "triphasic"
     nerve = SensoryNerve(distance=d, cv=draw_velocities(rng, n, cv_max, sd), shapes=shapes)
     resp = build_response(nerve.latencies(), shapes)
     tr = waveform_truth(resp)
@@ -222,8 +237,9 @@ def _f_response(rng, nerve: MotorNerve, factor: float, f_lat_all: np.ndarray, am
     units = nerve.shapes.take(chosen).scaled(factor)
     resp = build_response(f_lat_all[chosen], units)
     target = draw(rng, amp_range)
-    f_factor = target / waveform_truth(resp)["amplitude"]
-    return resp.scaled(f_factor), target
+    f_truth = waveform_truth(resp)
+    f_factor = target / f_truth["amplitude"]
+    return resp.scaled(f_factor), target, f_truth["measurable_onset_latency"]
 
 
 def _disturbance(rng, kind, defaults, noise_rms, artefact, mains, drift, offset, clip):
@@ -286,6 +302,9 @@ def response_set(
     clip: float | None = None,
     dtype: str = "float64",
     initial_positivity: float = 0.0,
+    noise: str = "white",
+    shape: str = "standard",
+    noise_options: dict | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Simulate ``n_traces`` independent responses of one kind, with their exact truth.
 
@@ -302,8 +321,9 @@ def response_set(
         Target negative-peak amplitude (V) of the response (of the M wave for ``fwave``); a
         range is drawn log-uniformly per trace. The truth holds the exact achieved value.
     noise_rms : float or (low, high), optional
-        RMS (V) of the white Gaussian noise (post-averaging for sensory); a range is drawn
-        log-uniformly per trace. 0 = noiseless.
+        SD (V) of the noise process (post-averaging for sensory; of the white part for the
+        ``mains`` and ``wander`` families); a range is drawn log-uniformly per trace.
+        0 = noiseless.
     sampling_rate : float
         Hz.
     sweep : float, optional
@@ -329,6 +349,17 @@ def response_set(
         Probability that a sensory response starts with a small positive lobe, as orthodromic
         recordings do (0, the default, for the antidromic SNAPs simulated here). The truth
         onset is then the start of that lobe, which may lie below the noise.
+    noise : {"white", "bandlimited", "pink", "mains", "emg", "wander"}
+        Noise family (:data:`ncsproc.simulate.NOISE_FAMILIES`, definitions in
+        :mod:`ncsproc.simulate.noise`); its drawn parameters go to the truth (``noise_*``).
+        The family's draws come from a generator of their own, so the same seed gives the
+        same responses and disturbances in every family.
+    shape : {"standard", "biphasic_sharp", "triphasic", "slow_rise"}
+        Unit-potential shape family of the motor units / sensory fibres
+        (:data:`ncsproc.simulate.SHAPE_FAMILIES`, :mod:`ncsproc.simulate.waveforms`).
+    noise_options : dict, optional
+        Overrides of the family's parameters (:data:`ncsproc.simulate.noise.NOISE_OPTIONS`),
+        a number to fix one or a ``(low, high)`` range, e.g. ``{"lowpass": 3000.0}``.
 
     Returns
     -------
@@ -338,7 +369,8 @@ def response_set(
     truth : xarray.Dataset
         Per-trace truth on the same ``trace`` ids: ``onset_latency``, ``peak_latency``,
         ``amplitude``, ``peak_to_peak``, ``negative_duration``, ``total_duration``,
-        ``negative_area``, ``f_latency``, ``has_response`` (definitions in
+        ``negative_area``, ``measurable_onset_latency``, ``f_latency``,
+        ``f_measurable_latency``, ``has_response``, ``noise_family``, ``shape`` (definitions in
         :mod:`ncsproc.simulate.waveforms` and :data:`ncsproc.simulate.truth.TRUTH_VARS`) and
         the disturbance parameters of each trace.
     """
@@ -346,6 +378,13 @@ def response_set(
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if n_traces < 1:
         raise ValueError("n_traces must be >= 1")
+    if shape not in SHAPE_FAMILIES:
+        raise ValueError(f"shape must be one of {SHAPE_FAMILIES}, got {shape!r}")
+    if noise not in NOISE_FAMILIES:
+        raise ValueError(f"noise must be one of {NOISE_FAMILIES}, got {noise!r}")
+    n_opts = resolve_noise_options(noise, noise_options)
+    noise_rng = family_rng(seed, NOISE_STREAM)
+    shape_rng = family_rng(seed, SHAPE_STREAM)
     defaults = KIND_DEFAULTS[kind]
     meta = _META[kind]
     rng = np.random.default_rng(seed)
@@ -363,7 +402,7 @@ def response_set(
         if kind == "motor":
             target = draw(rng, amp_spec, log=True)
             for _attempt in range(100):
-                resp, dist, _, _, tr = _motor_trace(rng, target)
+                resp, dist, _, _, tr = _motor_trace(rng, target, shape=shape, shape_rng=shape_rng)
                 if _fits(tr, sweep):
                     break
             responses.append(resp)
@@ -371,7 +410,9 @@ def response_set(
         elif kind == "sensory":
             target = draw(rng, amp_spec, log=True)
             for _attempt in range(100):
-                resp, dist, init, tr = _sensory_trace(rng, target, initial_positivity)
+                resp, dist, init, tr = _sensory_trace(
+                    rng, target, initial_positivity, shape, shape_rng
+                )
                 if _fits(tr, sweep):
                     break
             responses.append(resp)
@@ -387,6 +428,8 @@ def response_set(
                     dist_range=(0.06, 0.08),
                     cv_range=(50.0, 65.0),
                     p_dispersed=0.0,
+                    shape=shape,
+                    shape_rng=shape_rng,
                 )
                 if _fits(tr, sweep):
                     break
@@ -396,23 +439,35 @@ def response_set(
             prox = draw(rng, (1.0, 1.1))
             f_all = nerve.f_latencies(cord, prox)
             if rng.uniform() < 0.8:
-                f_resp, f_amp = _f_response(rng, nerve, factor, f_all, (100e-6, 500e-6))
+                f_resp, f_amp, f_meas = _f_response(rng, nerve, factor, f_all, (100e-6, 500e-6))
                 responses.append(f_resp)
                 rec["f_latency"] = f_resp.start
                 rec["f_amplitude"] = f_amp
+                rec["f_measurable_latency"] = f_meas
         else:
             dist = draw(rng, (0.06, 0.09))
         rec["has_response"] = bool(responses) and not responses[0].empty
+        if shape == "triphasic" and rec["has_response"]:
+            rec["initial_positivity"] = True
         dist_params = _disturbance(
             rng, kind, defaults, noise_rms, artefact, mains, drift, offset, clip
         )
-        x, sat = render(responses, t, dist_params, rng)
+        added, keep_white, noise_params = noise_process(
+            noise, t, fs, dist_params.noise_rms, noise_rng, n_opts
+        )
+        x, sat = render(responses, t, dist_params, rng, added_noise=added, keep_white=keep_white)
         rec.update(_dist_record(dist_params, sat))
+        rec.update(noise_params, noise_family=noise, shape=shape)
         signals.append(x)
         records.append(rec)
         distances.append(dist)
         intensities.append(draw(rng, meta["stim_intensity"]))
 
+    attrs = {"simulate_kind": kind, "simulate_seed": seed}
+    families = ""
+    if noise != "white" or shape != "standard":
+        attrs.update(simulate_noise=noise, simulate_shape=shape)
+        families = f", noise={noise!r}, shape={shape!r}"
     exam_id = f"RS{seed}-{kind}"
     ids = [f"{exam_id}/{meta['study']}/{i}" for i in range(n_traces)]
     traces = make_trace_set(
@@ -434,12 +489,8 @@ def response_set(
         trace=ids,
         n_samples=np.full(n_traces, n_pre + n_post),
         dtype=dtype,
-        attrs={
-            "source": "ncsproc.simulate.response_set",
-            "simulate_kind": kind,
-            "simulate_seed": seed,
-        },
-        history=f"ncsproc.simulate.response_set({kind!r}, {n_traces}, seed={seed})",
+        attrs={"source": "ncsproc.simulate.response_set", **attrs},
+        history=f"ncsproc.simulate.response_set({kind!r}, {n_traces}, seed={seed}{families})",
     )
-    truth = truth_dataset(ids, records, attrs={"simulate_kind": kind, "simulate_seed": seed})
+    truth = truth_dataset(ids, records, attrs=attrs)
     return traces, truth

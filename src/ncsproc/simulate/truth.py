@@ -4,7 +4,7 @@ The names of the measured quantities are those of :func:`ncsproc.measure` (inter
 contract section 2), so a kernel's output can be compared with the truth variable by variable.
 Every value refers to the *noiseless, undisturbed* response (see
 :mod:`ncsproc.simulate.waveforms` for the model); for F-wave traces the waveform quantities
-refer to the M wave and ``f_latency`` to the late response.
+refer to the M wave and ``f_latency`` / ``f_measurable_latency`` to the late response.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import xarray as xr
 
-__all__ = ["TRUTH_VARS", "truth_dataset"]
+__all__ = ["TRUTH_VARS", "NOISE_PARAMETER_VARS", "truth_dataset"]
 
 # name -> (dtype, units, definition)
 TRUTH_VARS: dict[str, tuple[str, str | None, str]] = {
@@ -34,11 +34,27 @@ TRUTH_VARS: dict[str, tuple[str, str | None, str]] = {
         "onset to the end of the last negative lobe (x < 0) deeper than 10 % of amplitude",
     ),
     "negative_area": ("f", "V s", "integral of max(0, -x) over [onset, onset + total_duration]"),
+    "measurable_onset_latency": (
+        "f",
+        "s",
+        "first time |x| reaches 1 % of amplitude (either polarity); NaN for no response",
+    ),
     "f_latency": ("f", "s", "F traces: start of the earliest F-unit potential; NaN when absent"),
+    "f_measurable_latency": (
+        "f",
+        "s",
+        "F traces: first time |F wave alone| reaches 1 % of its own amplitude; NaN when absent",
+    ),
     "f_amplitude": ("f", "V", "F traces: negative peak of the late response alone, else NaN"),
     "has_response": ("b", None, "False for noise-only traces (no unit potential present)"),
     "initial_positivity": ("b", None, "the unit potentials start with a positive lobe"),
-    "noise_rms": ("f", "V", "standard deviation of the added white Gaussian noise"),
+    "noise_rms": (
+        "f",
+        "V",
+        "SD of the added noise process (of its white part for the mains and wander families)",
+    ),
+    "noise_family": ("s", None, "noise family (ncsproc.simulate.NOISE_FAMILIES)"),
+    "shape": ("s", None, "unit-potential shape family (ncsproc.simulate.SHAPE_FAMILIES)"),
     "artefact_amplitude": ("f", "V", "stimulus artefact height at t = 0 (signed; 0 = none)"),
     "artefact_tau": ("f", "s", "stimulus artefact time constant"),
     "mains_amplitude": ("f", "V", "mains interference amplitude (0 = none)"),
@@ -50,6 +66,20 @@ TRUTH_VARS: dict[str, tuple[str, str | None, str]] = {
     "saturated": ("b", None, "some samples were clipped at the saturation level"),
 }
 
+# drawn parameters of the noise families, present in a truth Dataset only when some trace
+# has them (a white-noise truth keeps its columns); NaN or "" on the other traces
+NOISE_PARAMETER_VARS: dict[str, tuple[str, str | None, str]] = {
+    "noise_highpass": ("f", "Hz", "bandlimited: high-pass corner of the noise band-pass"),
+    "noise_lowpass": ("f", "Hz", "bandlimited: low-pass corner of the noise band-pass"),
+    "noise_pink_low": ("f", "Hz", "pink: lower edge of the 1/f band"),
+    "noise_mains_frequency": ("f", "Hz", "mains family: fundamental (50 or 60 Hz)"),
+    "noise_mains_amplitude": ("f", "V", "mains family: amplitude of the fundamental"),
+    "noise_emg_units": ("f", None, "emg: number of motor-unit action potential trains"),
+    "noise_emg_rate": ("f", "Hz", "emg: mean firing rate of the trains"),
+    "noise_wander_p2p": ("f", "V", "wander: peak-to-peak of the wander over the trace"),
+    "noise_wander_kind": ("s", None, "wander: 'sines' or 'walk'"),
+}
+
 
 def truth_dataset(
     trace_ids: Sequence[str],
@@ -59,13 +89,17 @@ def truth_dataset(
 ) -> xr.Dataset:
     """Build the per-trace truth Dataset on dimension ``trace`` (ids as in the trace set).
 
-    Missing values are NaN (floats) or False (booleans).
+    Missing values are NaN (floats), False (booleans) or "" (strings). The variables of
+    :data:`NOISE_PARAMETER_VARS` are included only when some record has them.
     """
     n = len(trace_ids)
     data = {}
-    for name, (kind, units, desc) in TRUTH_VARS.items():
+    present = {k: v for k, v in NOISE_PARAMETER_VARS.items() if any(k in r for r in records)}
+    for name, (kind, units, desc) in {**TRUTH_VARS, **present}.items():
         if kind == "b":
             arr = np.array([bool(r.get(name, False)) for r in records], dtype=bool)
+        elif kind == "s":
+            arr = np.array([str(r.get(name, "")) for r in records], dtype=object)
         else:
             arr = np.array([float(r.get(name, np.nan)) for r in records], dtype=np.float64)
         va = {"long_name": desc}

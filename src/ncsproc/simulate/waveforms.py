@@ -34,6 +34,22 @@ continuously differentiable everywhere after its start except at the end of an i
 positivity (a kink where the negative lobe takes off). A motor unit is ``n`` then ``p``; a
 sensory fibre may have the initial positivity seen in orthodromic recordings.
 
+Shape families (``shape=`` of :func:`ncsproc.simulate.response_set` and ``exam``; applied to
+every motor unit / sensory fibre, so to M waves, F units and SNAPs alike by
+:func:`apply_shape_family`):
+
+* ``standard``: the unit above.
+* ``biphasic_sharp``: negative lobe ``-a_i N_s(u)``, ``N_s(u) = u (1 - u)^3 / 0.10546875``
+  (maximum 1 at ``u = 0.25``: a faster rise; zero slope at ``u = 1``), and the positive-lobe
+  height ratio ``r_i`` multiplied by 1.6.
+* ``triphasic``: every unit gets an initial positivity of height ``r0_i`` drawn in 0.10-0.30
+  and duration ``T0_i`` in 0.20-0.40 ``Tn_i`` (uniform, per unit): the CMAP of an electrode
+  off the motor point. The unit (and the onset truth) starts with that positivity.
+* ``slow_rise``: negative lobe ``-a_i N_2(u)``, ``N_2(u) = 16 u^2 (1 - u)^2`` (maximum 1 at
+  ``u = 1/2``): a second-order start with zero slope, so the compound response leaves the
+  baseline gradually. (With degree <= 4 and zero value and slope at both ends this is the only
+  such lobe.) An initial positivity, when present, uses the same polynomial as the negative lobe.
+
 Because every lobe is a polynomial of degree <= 4 in time, the sum over all units is a
 piecewise polynomial (:class:`scipy.interpolate.PPoly`) whose breakpoints are the lobe
 boundaries. The simulator stores that piecewise polynomial, so the signal can be sampled at
@@ -62,6 +78,11 @@ Truth definitions (of the noiseless, undisturbed response ``x(t)``)
     of the last negative peak" with an explicit lobe-size rule.
 ``negative_area``
     ``integral of max(0, -x)`` over ``[onset, onset + total_duration]`` (V s, positive).
+``measurable_onset_latency``
+    the first time ``|x|`` reaches 1 % of ``amplitude`` (either polarity, so an initial
+    positivity counts): the earliest real root of ``x(t) - 0.01 amplitude`` or
+    ``x(t) + 0.01 amplitude``, per polynomial piece. It is what a detector can see at best,
+    the validation truth of issue 14; ``onset_latency`` stays the fastest fibre's start.
 
 Disturbances (added after the response is sampled, in this order)
 -----------------------------------------------------------------
@@ -71,10 +92,13 @@ Disturbances (added after the response is sampled, in this order)
 * mains interference ``M sin(2 pi f t + phi)``;
 * baseline ``offset + drift * t`` (``drift`` in V/s, ``t`` relative to the stimulus);
 * white Gaussian noise of standard deviation ``noise_rms`` (for averaged sensory responses
-  this is the noise *after* averaging);
+  this is the noise *after* averaging), or another noise family of the same SD
+  (:mod:`ncsproc.simulate.noise`: band-limited, 1/f, mains with harmonics, background EMG,
+  baseline wander);
 * amplifier saturation: ``clip(x, -limit, +limit)``.
 
-No filter is applied: ``highpass`` and ``lowpass`` are recorded as NaN.
+No filter is applied to the trace: ``highpass`` and ``lowpass`` are recorded as NaN (the
+``bandlimited`` noise family filters its noise only and records its corners in the truth).
 """
 
 from __future__ import annotations
@@ -90,6 +114,8 @@ __all__ = [
     "build_response",
     "waveform_truth",
     "scale_truth",
+    "apply_shape_family",
+    "SHAPE_FAMILIES",
     "artefact",
     "TRUTH_FIELDS",
     "Disturbance",
@@ -102,6 +128,11 @@ __all__ = [
 # maximum 1 at u = 0.4
 _NEG = np.array([0.0, 1.0, -0.75, -1.5, 1.25]) / 0.216
 _POS = np.array([0.0, 0.0, 1.0, -2.0, 1.0]) * 16.0  # u^2 (1-u)^2, max 1 at u = 1/2
+# u (1-u)^3 / 0.10546875: maximum 1 at u = 1/4 (the "biphasic_sharp" negative lobe)
+_NEG_SHARP = np.array([0.0, 1.0, -3.0, 3.0, -1.0]) / 0.10546875
+# negative-lobe polynomial of each lobe-shape code (UnitPotentials.lobe_shape): 0 standard,
+# 1 sharp (earlier maximum), 2 slow (16 u^2 (1-u)^2: zero slope at the start, second order)
+_LOBE_TABLE = np.stack([_NEG, _NEG_SHARP, _POS])
 _BINOM = np.array(
     [[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 2, 1, 0, 0], [1, 3, 3, 1, 0], [1, 4, 6, 4, 1]],
     dtype=float,
@@ -116,7 +147,21 @@ TRUTH_FIELDS = (
     "negative_duration",
     "total_duration",
     "negative_area",
+    "measurable_onset_latency",
 )
+
+MEASURABLE_FRACTION = 0.01
+"""The measurable onset is the first time ``|x|`` reaches this fraction of ``amplitude``."""
+
+SHAPE_FAMILIES = ("standard", "biphasic_sharp", "triphasic", "slow_rise")
+"""Unit-potential shape families of :func:`apply_shape_family` (module docstring)."""
+
+SHARP_POSITIVE_FACTOR = 1.6
+"""``biphasic_sharp``: the positive-lobe height ratio of every unit is multiplied by this."""
+
+TRIPHASIC_INIT_RATIO = (0.10, 0.30)
+TRIPHASIC_INIT_DURATION = (0.20, 0.40)
+"""``triphasic``: initial positivity height (x ``a_i``) and duration (x ``Tn_i``), per unit."""
 
 LOBE_FRACTION = 0.10
 """A negative lobe counts for ``total_duration`` when its depth is >= this fraction of amplitude."""
@@ -136,6 +181,9 @@ class UnitPotentials:
         Height of the positive lobe relative to ``a_i``.
     t_init, init_ratio : ndarray
         Duration (s) and relative height of the initial positivity (0 = none).
+    lobe_shape : ndarray of int, optional
+        Polynomial of the negative lobe (and of the initial positivity): 0 standard ``N(u)``,
+        1 sharp ``N_s(u)``, 2 slow ``N_2(u)`` (module docstring); default all 0.
     """
 
     amplitude: np.ndarray
@@ -144,6 +192,11 @@ class UnitPotentials:
     pos_ratio: np.ndarray
     t_init: np.ndarray
     init_ratio: np.ndarray
+    lobe_shape: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.lobe_shape is None:
+            self.lobe_shape = np.zeros(np.size(self.amplitude), dtype=np.int64)
 
     def __len__(self) -> int:
         return int(np.size(self.amplitude))
@@ -236,11 +289,12 @@ def build_response(start: np.ndarray, units: UnitPotentials) -> Response:
     # pieces: (start, duration, coefficient row)
     p_start = [s1, s2]
     p_dur = [tn, tp]
-    p_coef = [-a[:, None] * _NEG[None, :], (a * u.pos_ratio)[:, None] * _POS[None, :]]
+    neg = _LOBE_TABLE[np.asarray(u.lobe_shape, dtype=np.int64)]
+    p_coef = [-a[:, None] * neg, (a * u.pos_ratio)[:, None] * _POS[None, :]]
     if has_init.any():
         p_start.append(s0[has_init])
         p_dur.append(t0[has_init])
-        p_coef.append((a * u.init_ratio)[has_init][:, None] * _NEG[None, :])
+        p_coef.append((a * u.init_ratio)[has_init][:, None] * neg[has_init])
     ps = np.concatenate(p_start)
     pd = np.concatenate(p_dur)
     pc = np.concatenate(p_coef)
@@ -351,6 +405,9 @@ def waveform_truth(response: Response) -> dict[str, float]:
     * ``total_duration`` (s): onset to the end of the last negative lobe (maximal interval with
       ``x < 0``) whose depth is >= 10 % of ``amplitude``.
     * ``negative_area`` (V s): integral of ``max(0, -x)`` over ``[onset, onset + total_duration]``.
+    * ``measurable_onset_latency`` (s): first time ``|x|`` reaches ``0.01 * amplitude`` (either
+      polarity, so an initial positivity counts): the earliest real root of
+      ``x -+ 0.01 amplitude``, found per polynomial piece.
 
     All are NaN for an empty response (no response).
     """
@@ -403,7 +460,54 @@ def waveform_truth(response: Response) -> dict[str, float]:
         "negative_duration": (neg_end - onset) * 1e-3,
         "total_duration": (tot_end - onset) * 1e-3,
         "negative_area": area * 1e-3,
+        "measurable_onset_latency": _first_departure(pp, MEASURABLE_FRACTION * amp) * 1e-3,
     }
+
+
+def _first_departure(pp: PPoly, level: float) -> float:
+    """Earliest time (ms) at which ``|pp|`` reaches ``level`` > 0; NaN if it never does."""
+    roots = np.concatenate(
+        [pp.solve(sign * level, discontinuity=False, extrapolate=False) for sign in (1.0, -1.0)]
+    )
+    roots = roots[np.isfinite(roots)]
+    return float(roots.min()) if roots.size else np.nan
+
+
+def apply_shape_family(
+    units: UnitPotentials, shape: str, rng: np.random.Generator | None = None
+) -> UnitPotentials:
+    """Return ``units`` turned into the unit-potential shape family ``shape``.
+
+    Parameters
+    ----------
+    units : UnitPotentials
+        Units drawn with the standard shape.
+    shape : {"standard", "biphasic_sharp", "triphasic", "slow_rise"}
+        Shape family (module docstring). ``"standard"`` returns ``units`` itself.
+    rng : numpy.random.Generator, optional
+        Source of the per-unit draws of ``"triphasic"`` (the only family that draws).
+
+    Returns
+    -------
+    UnitPotentials
+    """
+    if shape not in SHAPE_FAMILIES:
+        raise ValueError(f"shape must be one of {SHAPE_FAMILIES}, got {shape!r}")
+    if shape == "standard":
+        return units
+    out = units.take(slice(None))
+    n = len(out)
+    if shape == "biphasic_sharp":
+        out.lobe_shape = np.full(n, 1, dtype=np.int64)
+        out.pos_ratio = out.pos_ratio * SHARP_POSITIVE_FACTOR
+    elif shape == "slow_rise":
+        out.lobe_shape = np.full(n, 2, dtype=np.int64)
+    else:  # triphasic
+        if rng is None:
+            raise ValueError("shape 'triphasic' draws per-unit positivities: pass rng")
+        out.init_ratio = rng.uniform(*TRIPHASIC_INIT_RATIO, n)
+        out.t_init = out.t_neg * rng.uniform(*TRIPHASIC_INIT_DURATION, n)
+    return out
 
 
 def scale_truth(truth: dict[str, float], factor: float) -> dict[str, float]:
@@ -462,11 +566,17 @@ def render(
     t: np.ndarray,
     disturbance: Disturbance,
     rng: np.random.Generator,
+    *,
+    added_noise: np.ndarray | None = None,
+    keep_white: bool = True,
 ) -> tuple[np.ndarray, bool]:
     """Sample the sum of ``responses`` at ``t`` (s) and add the disturbances (float64, V).
 
     Returns the signal and whether any sample was clipped by the saturation level.
-    The noise is drawn from ``rng`` only when ``noise_rms > 0``.
+    The white noise is drawn from ``rng`` only when ``noise_rms > 0``, and drawn even when
+    ``keep_white`` is False (a noise family that replaces it), so that every later draw of
+    ``rng`` is the same whatever the noise family. ``added_noise`` (a noise family's process,
+    :func:`ncsproc.simulate.noise.noise_process`) is added after the white noise, before clipping.
     """
     x = np.zeros_like(t, dtype=float)
     for r in responses:
@@ -479,7 +589,11 @@ def render(
     if d.offset or d.drift:
         x += d.offset + d.drift * t
     if d.noise_rms > 0:
-        x += rng.standard_normal(t.size) * d.noise_rms
+        white = rng.standard_normal(t.size)
+        if keep_white:
+            x += white * d.noise_rms
+    if added_noise is not None:
+        x += added_noise
     saturated = False
     if np.isfinite(d.clip):
         saturated = bool((np.abs(x) >= d.clip).any())
