@@ -97,7 +97,7 @@ class Reader:
 # ``READER`` (a :class:`Reader`), or ``READERS`` (a tuple of them) when it reads several
 # variants. Order matters only when two formats could claim one file; content sniffing (magic
 # bytes, structure) keeps that rare, and a matching extension breaks the tie.
-_BUILTIN_MODULES = ("native", "edf", "dicom", "cfs", "qtrac", "text")
+_BUILTIN_MODULES = ("native", "edf", "dicom", "cfs", "qtrac", "matlab", "text")
 
 READERS: dict[str, Reader] = {}
 

@@ -191,6 +191,8 @@ _MODALITIES = {
     "fw": "fwave",
     "f response": "fwave",
     "f-response": "fwave",
+    "mep": "mep",
+    "motor evoked potential": "mep",
 }
 _NERVE_SYNONYMS = {
     "common_peroneal": "peroneal",
@@ -273,7 +275,7 @@ def normalize(name: str, value):
             key = _words(text).lower()
             if key not in _MODALITIES:
                 raise ValueError(
-                    f"modality {text!r} is not one of motor, sensory, fwave (or MNC, SNC, FW)"
+                    f"modality {text!r} is not one of motor, sensory, fwave, mep (or MNC, SNC, FW)"
                 )
             return _MODALITIES[key]
         if name == "nerve":
