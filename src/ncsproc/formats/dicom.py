@@ -471,7 +471,7 @@ _MODALITY_WORDS = {
 
 def _parse_label(label: str) -> dict:
     """Side, nerve and modality from a group label such as ``L_median_motor``, as far as it says."""
-    from ..schema import NERVES
+    from ..vocab import NERVES
 
     out = {}
     text = label.lower().replace("f-wave", "fwave").replace("f wave", "fwave")
