@@ -41,7 +41,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+def output_folder(path: str | os.PathLike, option: str = "--out", *, create: bool = True) -> Path:
     """The output folder of a command, created when missing.
 
     Every command treats ``--out`` the same way: a new folder is created (with its parents),
@@ -56,6 +56,8 @@ def output_folder(path: str | os.PathLike, option: str = "--out") -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise CliError(f"{option} {out}: is an existing file; give a folder (new or existing)")
+    if not create:  # the command creates it once its other arguments are known to be valid
+        return out
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

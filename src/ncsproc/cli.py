@@ -192,14 +192,15 @@ def _cmd_measure(args: argparse.Namespace) -> int:
         settings = load_settings(resolve_config(args.config))
     except ConfigError as exc:
         raise CliError(str(exc)) from None
+    output_folder(args.out, create=False)
     inputs, not_read = _survey(args.paths)
-    out = output_folder(args.out)
     if not inputs:
         what = f"; {_not_read_summary(not_read)}" if not_read else ""
         raise CliError(
             f"no trace file found in {', '.join(args.paths)}{what}; `ncsproc formats` lists "
             "the formats ncsproc reads"
         )
+    out = output_folder(args.out)
     workers = args.workers or 1
     display = None if (args.quiet or args.no_progress) else ProgressDisplay(sys.stderr, prefix=prog)
     t0 = time.perf_counter()

@@ -161,7 +161,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     args.interrupt_hint = (
         f"rerun the same command to resume (finished exams are cached in {args.out})"
     )
-    output_folder(args.out)
+    output_folder(args.out, create=False)
     try:
         config = resolve_config(args.config)
     except ConfigError as exc:

@@ -21,7 +21,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from .build import build_report
     from .data import ReportError
 
-    output_folder(args.out)
+    output_folder(args.out, create=False)
     try:
         result = build_report(args.dir, args.out, remeasure=args.remeasure, title=args.title)
     except ReportError as exc:
