@@ -68,10 +68,13 @@ def test_info_summarises_every_file_with_its_trace_count(tmp_path, capsys):
     assert main(["info", str(SAMPLES / "EX0001")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     files = sorted((SAMPLES / "EX0001").glob("*.edf"))
-    assert len(lines) == len(files)
-    for line, f in zip(lines, files, strict=True):
-        n = ncsproc.read(f).sizes["trace"]
-        assert line.startswith(f"{f.name}: {n} traces") and "valid ncsproc-traces/1" in line
+    n = {f.name: ncsproc.read(f).sizes["trace"] for f in files}
+    assert lines[0] == f"exam EX0001: {len(files)} file(s), {sum(n.values())} traces"
+    assert len(lines) == 1 + len(files)
+    for line, f in zip(lines[1:], files, strict=True):
+        assert (
+            line.startswith(f"  {f.name}: {n[f.name]} traces") and "valid ncsproc-traces/1" in line
+        )
 
 
 def test_simulate_writes_exams_that_read_back_with_their_truth(tmp_path):

@@ -31,6 +31,8 @@ _LAZY = {
     "read_qtrac": "ncsproc.formats.qtrac",
     "cmap_scan": "ncsproc.formats.qtrac",
     "write_dicom": "ncsproc.formats.dicom",
+    "plot": "ncsproc.report.plot",
+    "plot_file": "ncsproc.report.plot",
 }
 _SUBMODULES = {
     "errors",

@@ -19,7 +19,7 @@ import xarray as xr
 
 from ._version import __version__
 from .errors import SchemaError
-from .schema import history_line, validate_trace_set
+from .schema import complete_trace_set, history_line, validate_trace_set
 
 __all__ = ["measure", "MEASURE_VARS", "MEASURED_VARS", "DIAGNOSTIC_VARS", "MEASURES_SCHEMA"]
 
@@ -153,6 +153,7 @@ def measure(
 
     if not isinstance(traces, xr.Dataset):
         raise SchemaError(f"expected an xarray.Dataset trace set, got {type(traces).__name__}")
+    traces = complete_trace_set(traces)  # missing history/version attrs, units by contract
     table = K.build_table(params)
     if n_threads is None:
         n_threads = _default_threads()

@@ -121,6 +121,45 @@ def append_history(ds: xr.Dataset, step: str) -> xr.Dataset:
     return out
 
 
+def complete_trace_set(ds: xr.Dataset) -> xr.Dataset:
+    """Fill in what a hand-made trace set may lack and what cannot change a number.
+
+    The ``history`` attribute (empty) and ``ncsproc_version`` (this version) when missing; the
+    contract unit of a coordinate that has none (``distance`` without a ``units`` attribute
+    is in m, by the contract); an optional coordinate that is missing altogether (NaN or "":
+    unknown). A unit that is present and wrong is left for :func:`validate_trace_set` to
+    refuse, since converting it silently could make a number wrong.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``ds`` itself when nothing was missing, otherwise a shallow copy.
+    """
+    if not isinstance(ds, xr.Dataset):
+        return ds
+    attrs = {}
+    if "history" not in ds.attrs:
+        attrs["history"] = ""
+    if "ncsproc_version" not in ds.attrs:
+        attrs["ncsproc_version"] = __version__
+    coords = {}
+    n = ds.sizes.get("trace")
+    for spec in TRACE_COORDS:
+        var = ds.variables.get(spec.name)
+        if var is None:
+            if spec.default is not None and n is not None:
+                values = np.full(n, spec.default, dtype=object if spec.kind == "str" else None)
+                coords[spec.name] = ("trace", values, {"units": spec.units} if spec.units else {})
+            continue
+        if spec.units is not None and "units" not in var.attrs and var.dims == ("trace",):
+            coords[spec.name] = (var.dims, var.values, {**var.attrs, "units": spec.units})
+    if not attrs and not coords:
+        return ds
+    out = ds.assign_coords(coords) if coords else ds.copy()
+    out.attrs = {**ds.attrs, **attrs}
+    return out
+
+
 def _as_per_trace(name: str, value, n: int, kind: str) -> np.ndarray:
     """Broadcast a scalar or check a sequence of per-trace values, with the contract's dtype."""
     if isinstance(value, str) or np.ndim(value) == 0:
@@ -377,21 +416,22 @@ def validate_trace_set(
     if "n_samples" in present:
         ns = present["n_samples"]
         bad("n_samples", (ns < 1) | (ns > width), f"must be between 1 and the padded width {width}")
+    # "" is unknown (the contract: what nobody says stays unknown); the steps that need a
+    # side, nerve or modality say so per study (ncsproc.unknowns)
     if "side" in present:
-        bad("side", ~np.isin(present["side"].astype(str), SIDES), f"must be one of {SIDES}")
+        bad(
+            "side",
+            ~np.isin(present["side"].astype(str), (*SIDES, "")),
+            f"must be one of {SIDES} (or '' when unknown)",
+        )
     if "modality" in present:
         bad(
             "modality",
-            ~np.isin(present["modality"].astype(str), MODALITIES),
-            f"must be one of {MODALITIES}",
+            ~np.isin(present["modality"].astype(str), (*MODALITIES, "")),
+            f"must be one of {MODALITIES} (or '' when unknown)",
         )
     if "nerve" in present:
         nv = present["nerve"].astype(str)
-        bad(
-            "nerve",
-            np.array([n == "" for n in nv], dtype=bool),
-            "is empty; the file does not say which nerve: give it in a sidecar <file>.json",
-        )
         bad("nerve", np.array([n != n.lower() for n in nv], dtype=bool), "must be lower case")
     for name in (
         "distance",
@@ -570,3 +610,35 @@ def concat_trace_sets(sets: Sequence[xr.Dataset], *, validate: bool = True) -> x
     if validate:
         validate_trace_set(out)
     return out
+
+
+@xr.register_dataset_accessor("ncs")
+class TraceSetAccessor:
+    """``ds.ncs``: per-trace time and samples of a trace set, for notebooks.
+
+    Traces of one trace set may differ in sampling rate, start and length, so the set has a
+    ``sample`` dimension and no shared time coordinate; these give each trace its own.
+
+    Examples
+    --------
+    >>> ds = ncsproc.read("median.edf")                     # doctest: +SKIP
+    >>> ds.ncs.trace(0).plot()                              # doctest: +SKIP
+    >>> t = ds.ncs.time("EX0001/L_median_motor/0")          # doctest: +SKIP
+    """
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def time(self, trace: str | int) -> np.ndarray:
+        """Time (s, from the stimulus) of each valid sample of one trace (id or position)."""
+        return time_axis(self._ds, trace)
+
+    def trace(self, trace: str | int) -> xr.DataArray:
+        """One trace's valid samples (V) on a ``time`` coordinate (s, from the stimulus)."""
+        one = self._ds.sel(trace=trace) if isinstance(trace, str) else self._ds.isel(trace=trace)
+        n = int(one["n_samples"])
+        t = float(one["t_start"]) + np.arange(n) / float(one["sampling_rate"])
+        signal = one["signal"].isel(sample=slice(0, n)).drop_vars(list(one.coords))
+        return signal.rename(sample="time").assign_coords(
+            time=("time", t, {"units": "s", "long_name": "time from the stimulus"})
+        )

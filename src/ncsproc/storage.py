@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from .errors import FormatError, SchemaError
-from .schema import SCHEMA, select, validate_trace_set
+from .schema import SCHEMA, complete_trace_set, select, validate_trace_set
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _TRACES_PER_CHUNK = 1024
@@ -48,6 +48,7 @@ def write(traces: xr.Dataset, path: str | os.PathLike, *, compression_level: int
     pathlib.Path
         The written file.
     """
+    traces = complete_trace_set(traces)  # missing history/version attrs, units by contract
     validate_trace_set(traces, check_data=False)
     path = Path(path)
     n_trace, width = traces.sizes["trace"], traces.sizes["sample"]

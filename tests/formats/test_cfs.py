@@ -69,15 +69,16 @@ def test_section_chain_equals_pointer_table(tmp_path):
     np.testing.assert_array_equal(a.values(0, 1), b.values(0, 1))
 
 
-def test_demo_file_to_trace_set_needs_nerve_side_modality():
+def test_demo_file_reads_with_nerve_side_modality_unknown():
     ds = cfs.load(DEMO)  # unvalidated: ncsproc.read completes it from the sidecar
     assert ds.sizes["trace"] == 3  # ECG only: Blood Pressure (Pa) is not a voltage
     assert json.loads(ds.attrs["cfs_skipped_channels"]) == ["Blood Pressure (Pa vs s, equalspaced)"]
     assert list(ds["side"].values) == ["", "", ""]
-    with pytest.raises(ncsproc.SchemaError):
-        ncsproc.validate_trace_set(ds)
-    with pytest.raises(FormatError, match=r'"side", "modality"'):
-        cfs.load(DEMO, metadata={"nerve": "median"})
+    # what the file does not say stays unknown: a valid trace set all the same
+    ncsproc.validate_trace_set(ds)
+    partial = cfs.load(DEMO, metadata={"nerve": "median"})
+    assert set(partial["nerve"].values) == {"median"}
+    assert set(partial["side"].values) == set(partial["modality"].values) == {""}
 
 
 def test_demo_file_with_metadata_is_a_valid_trace_set():
@@ -107,8 +108,9 @@ def test_read_with_sidecar_end_to_end(tmp_path):
     p = tmp_path / "EX9" / "demo.cfs"
     p.parent.mkdir()
     p.write_bytes(DEMO.read_bytes())
-    with pytest.raises(FormatError, match="side"):
-        ncsproc.read(p)
+    bare = ncsproc.read(p)  # no sidecar: read all the same, the clinical facts unknown
+    assert set(bare["side"].values) == set(bare["modality"].values) == {""}
+    assert set(bare["study"].values) == {"demo"} and set(bare["exam_id"].values) == {"EX9"}
     (tmp_path / "EX9" / "demo.cfs.json").write_text(
         json.dumps({"nerve": "ulnar", "side": "R", "modality": "motor", "subject_id": "S07"})
     )

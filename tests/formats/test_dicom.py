@@ -237,12 +237,13 @@ def test_foreign_file_labels_say_side_nerve_modality(tmp_path):
     assert json.loads(ds.attrs["dicom_group_labels"]) == ["Left median MNC"] * 2
 
 
-def test_foreign_file_without_labels_needs_the_sidecar(tmp_path):
+def test_foreign_file_without_labels_reads_with_unknowns_until_the_sidecar(tmp_path):
     path, _ = _foreign(tmp_path, label="Sweep", channel_label="EMG1")
     ds = dicom.load(path)
     assert set(ds["side"].values) == {""} and set(ds["record_site"].values) == {""}
-    with pytest.raises(FormatError, match=r'"side", "modality"'):
-        dicom.load(path, metadata={"nerve": "ulnar"})
+    partial = dicom.load(path, metadata={"nerve": "ulnar"})  # unknown stays unknown
+    assert set(partial["nerve"].values) == {"ulnar"} and set(partial["modality"].values) == {""}
+    ncsproc.validate_trace_set(partial)
     ds = dicom.load(
         path, metadata={"nerve": "ulnar", "side": "R", "modality": "motor", "subject_id": "S9"}
     )

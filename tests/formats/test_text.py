@@ -309,11 +309,11 @@ def test_undecodable_text(tmp_path):
 
 def test_missing_metadata_is_not_invented(tmp_path):
     path = _write(tmp_path, "m.csv", "a\n1\n2\n", {"units": "mV", "sampling_rate": 20000})
-    with pytest.raises(
-        FormatError,
-        match=r"m\.csv: read with 'text', but the file does not say the side, nerve, modality of its traces; nothing is guessed: give 'side' and 'nerve' and 'modality' in a sidecar m\.csv\.json",
-    ):
-        ncsproc.read(path)
+    ds = ncsproc.read(path)  # nothing invented: unknown stays unknown ("")
+    assert set(ds.side.values) == set(ds.nerve.values) == set(ds.modality.values) == {""}
+    from ncsproc.unknowns import UNKNOWN_MODALITY, measure_known
+
+    assert set(measure_known(ds)["status"].values) == {UNKNOWN_MODALITY}
 
 
 def test_text_without_sidecar_is_not_claimed(tmp_path):

@@ -195,8 +195,8 @@ def test_duplicate_exam_folders_are_reported(cohort, tmp_path):
 
 def test_real_sample_files_are_reported_not_crashed(tmp_path):
     """data_samples/real holds a CED demo file (ECG, no nerve) and QTRAC results: the CFS file
-    is a trace format that cannot be a nerve study without a sidecar, the MEM files are no
-    trace input at all."""
+    reads but cannot be a nerve study without a sidecar, the MEM files are no trace input at
+    all; each is listed in errors.csv with its reason."""
     code, err = cli(
         [
             "extract",
@@ -210,13 +210,20 @@ def test_real_sample_files_are_reported_not_crashed(tmp_path):
     )
     assert code == 1
     errors = _csv(tmp_path / "out" / "errors.csv")
-    # the MEPFeatX MAT-files say neither side nor nerve (unknown): refused by ncsproc.read
-    # until reading stops refusing missing clinical metadata (issue 19 item 3)
-    assert errors["source_file"].tolist() == [
-        "real/cfs/test_file.cfs",
-        "real/mepfeatx/ID01.mat",
-        "real/mepfeatx/ID02.mat",
-    ]
+    # the CFS file reads, but says no side, nerve or modality: the features need them
+    cfs = errors[errors["source_file"] == "real/cfs/test_file.cfs"]
+    assert cfs["error"].tolist() == ["MissingMetadata"]
+    assert "sidecar real/cfs/test_file.cfs.json" in cfs["message"].iloc[0]
+    # every QTRAC results file is named with the function that reads it, never dropped
+    qtrac = sorted(
+        p.relative_to(REPO / "data_samples").as_posix()
+        for p in (REPO / "data_samples" / "real").rglob("*")
+        if p.suffix.lower() in (".mem", ".mef")
+    )
+    rest = errors[errors["source_file"] != "real/cfs/test_file.cfs"]
+    assert sorted(rest["source_file"]) == qtrac
+    assert set(rest["error"]) == {"NotTraces"}
+    assert rest["message"].str.contains("ncsproc.read_qtrac").all()
     assert len(pd.read_csv(tmp_path / "out" / "exams.csv")) == 4
 
 

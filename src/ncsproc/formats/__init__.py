@@ -292,18 +292,6 @@ def _complete(
     ds = coords.apply()  # a new Dataset: its history can be extended in place
     for step in history:
         _append_history_in_place(ds, step)
-    unknown = [
-        name
-        for name in ("side", "nerve", "modality")
-        if name in ds and (np.asarray(ds.variables[name].values).astype(str) == "").any()
-    ]
-    if unknown:
-        raise FormatError(
-            f"{path.name}: read with '{reader.name}', but the file does not say the "
-            f"{', '.join(unknown)} of its traces; nothing is guessed: give "
-            f"{' and '.join(repr(u) for u in unknown)} in a sidecar {path.name}.json "
-            "(see formats/readers.md)"
-        )
     try:
         validate_trace_set(ds, source=path.name)
     except SchemaError as exc:

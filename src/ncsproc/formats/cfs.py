@@ -515,15 +515,8 @@ def finish_trace_set(
         trace=("trace", np.array(ids, dtype=object), ds["trace"].attrs),
     )
     missing = [k for k in REQUIRED_KEYS if (ds[k].values.astype(str) == "").any()]
-    if missing:
-        if metadata:
-            raise FormatError(
-                f"{name}: the file does not say the {', '.join(missing)} of its traces and the "
-                "metadata does not either; give "
-                + ", ".join(f'"{k}"' for k in missing)
-                + ' (side "L"/"R", modality "motor"/"sensory"/"fwave", nerve lower case)'
-            )
-        return ds  # ncsproc.read completes it from the sidecar, then validates
+    if missing:  # unknown stays unknown; ncsproc.read completes it from a sidecar, validates
+        return ds
     try:
         validate_trace_set(ds, source=name)
     except Exception as exc:

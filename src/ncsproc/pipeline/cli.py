@@ -13,6 +13,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from .._cliutil import ArgumentParser, HelpFormatter
+
 __all__ = ["add_extract_parser", "cmd_extract", "main"]
 
 DEFAULT_SCHEDULER = "processes"
@@ -20,16 +22,20 @@ DEFAULT_SCHEDULER = "processes"
 _EPILOG = """\
 examples:
   ncsproc extract data_samples/simulated --out results
-  ncsproc extract cohort/ --out results --config pipelines/lab-example.toml --workers 2
+  ncsproc extract cohort/ --out results --config lab-example --workers 2
+  ncsproc extract cohort/ --out results --config my-lab.toml
   ncsproc extract "exports/**/*.edf" --manifest manifest.csv --out results
   ncsproc extract cohort/ --out results --scheduler tcp://10.0.0.5:8786
   ncsproc extract cohort/ --out results --overrides results/overrides.csv
 
 Outputs (DIR): responses.csv, segments.csv, nerves.csv, exams.csv, errors.csv, criteria.csv,
 sites.csv, reviews.csv, their Parquet copies (with pyarrow), cohort.h5, provenance.json, and
-the cache DIR/.ncsproc/ that makes a rerun skip what is done. With --overrides the reviewed
-markers replace the machine's (formats/review.md). Exit status 0 all processed, 1 some
-failures (errors.csv), 2 usage error. Details: formats/cohort.md.
+the cache DIR/.ncsproc/ that makes a rerun skip what is done. Every file found is processed
+or listed in errors.csv with the reason (QTRAC results, a file whose side, nerve or modality
+nobody says, ...); the summary counts the rest (notes, licences). With --overrides the
+reviewed markers replace the machine's (formats/review.md). Exit status 0 all processed, 1
+some failures (errors.csv), 2 usage error, 130 interrupted (a rerun resumes). Details:
+formats/cohort.md.
 """
 
 
@@ -43,7 +49,7 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "nerve-level features, criteria and patterns, and write the cohort tables into DIR. "
         "Resumable: a rerun skips every exam already done with the same settings.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=HelpFormatter,
     )
     p.add_argument(
         "paths",
@@ -51,7 +57,7 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         metavar="PATH",
         help="trace files, folders (searched recursively) or globs",
     )
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (new or existing)")
     p.add_argument(
         "--manifest",
         metavar="CSV",
@@ -61,8 +67,8 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--config",
         metavar="TOML",
-        help="settings file, e.g. pipelines/default.toml (measure parameters, "
-        "normal limits, rules, criteria)",
+        help="settings: a bundled name (default, lab-example) or a .toml file of your own "
+        "(measure parameters, normal limits, rules, criteria; see pipelines/README.md)",
     )
     p.add_argument(
         "--scheduler",
@@ -148,7 +154,19 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("ncsproc extract: --retries must be >= 0", file=sys.stderr)
         return 2
+    from .._cliutil import output_folder
+    from ..cli import compile_note, resolve_config
     from ..privacy import PseudonymKeyError, pseudonymizer_from
+
+    args.interrupt_hint = (
+        f"rerun the same command to resume (finished exams are cached in {args.out})"
+    )
+    output_folder(args.out, create=False)
+    try:
+        config = resolve_config(args.config)
+    except ConfigError as exc:
+        print(f"ncsproc extract: {exc}", file=sys.stderr)
+        return 2
 
     try:
         key = pseudonymizer_from(args.key_file)
@@ -161,6 +179,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             "ids are the manifest's or the exam folders' ids, never derived from the files",
             file=sys.stderr,
         )
+    compile_note("ncsproc extract", args.quiet)
     handler = _configure_logging(args.quiet)
     display = None if (args.quiet or args.no_progress) else ProgressDisplay(sys.stderr)
     try:
@@ -168,7 +187,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             args.paths,
             args.out,
             manifest=args.manifest,
-            config=args.config,
+            config=config,
             scheduler=args.scheduler,
             workers=args.workers,
             traces=not args.no_traces,
@@ -200,8 +219,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m ncsproc.pipeline extract ...`` (the subcommand without the rest of ncsproc)."""
-    parser = argparse.ArgumentParser(prog="python -m ncsproc.pipeline")
+    from .._cliutil import debug_requested, run_command
+
+    debug, argv = debug_requested(list(sys.argv[1:] if argv is None else argv))
+    parser = ArgumentParser(prog="python -m ncsproc.pipeline")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_extract_parser(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args))
+    return run_command(args.func, args, "ncsproc extract", debug=debug)

@@ -136,6 +136,9 @@ class Runner:
                 # dask groups up to 6 ready tasks per submission by default: with tasks of
                 # a few exams that leaves workers idle at the end; one task per submission
                 kwargs["chunksize"] = 1
+                # Ctrl-C reaches the whole process group: the client stops the run and says
+                # so in one line; workers that also raised would print a traceback each
+                kwargs["initializer"] = _ignore_interrupt
             try:
                 with Callback(posttask=posttask):
                     dask.compute(*tasks, **kwargs)
@@ -209,6 +212,13 @@ class Runner:
                 for a in shared:
                     if hasattr(a, "release"):
                         a.release()
+
+
+def _ignore_interrupt() -> None:
+    """Initializer of a local worker process: SIGINT is the client's to handle."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _large(obj) -> bool:

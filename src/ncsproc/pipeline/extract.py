@@ -25,7 +25,7 @@ from pathlib import Path
 from .._version import __version__
 from .catalog import Catalog
 from .execute import resolve_scheduler
-from .inputs import ExamJob, UsageError, hash_exams, plan_inputs
+from .inputs import ExamJob, UsageError, describe_not_read, hash_exams, plan_inputs
 from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
 from .parts import read_part_head
 from .progress import Progress
@@ -56,7 +56,8 @@ class ExtractResult:
     n_errors : int
         Rows of errors.csv (files or exams that could not be processed).
     n_cached, n_computed : int
-        Exams taken from the catalogue / computed by this run.
+        Exams with results taken from the catalogue / computed by this run (they add up to
+        ``n_exams``; an exam none of whose files could be measured is in neither).
     seconds : float
         Wall time of the run.
     timings : dict
@@ -257,7 +258,11 @@ def extract(
     t0 = time.perf_counter()
     plan = plan_inputs(paths, manifest=manifest, exclude=(out,))
     if not plan.exams and not plan.errors:
-        raise UsageError("no input files found (no file a trace reader could read)")
+        found = f"; found {describe_not_read(plan.ignored)}" if plan.ignored else ""
+        raise UsageError(
+            f"no trace file found in {', '.join(str(p) for p in paths)}{found}; "
+            "`ncsproc formats` lists the formats ncsproc reads"
+        )
     timings["plan"] = time.perf_counter() - t0
     valid = [e for e in plan.exams if e.problem is None]
     t0 = time.perf_counter()
@@ -279,6 +284,14 @@ def extract(
             "recognises (not an exam): %s",
             len(names),
             ", ".join(names[:5]) + (", ..." if len(names) > 5 else ""),
+        )
+    if plan.ignored:
+        logger.info("%s: no reader for their extension", describe_not_read(plan.ignored))
+    n_not_traces = sum(1 for e in plan.errors if e.get("error") == "NotTraces")
+    if n_not_traces:
+        logger.info(
+            "%d result file(s) that hold no traces (QTRAC .MEM, ...): listed in errors.csv",
+            n_not_traces,
         )
 
     lock = _DirLock(cache / "lock")
@@ -316,7 +329,7 @@ def extract(
             else:
                 todo.append(job)
         del rows
-        result.n_cached = sum(1 for r in done.values() if r["status"] != "empty")
+        result.n_cached = sum(1 for r in done.values() if r["status"] == "done")
         extra_errors = list(plan.errors) + [_problem_row(e) for e in plan.exams if e.problem]
         extra_errors += review_errors
         content = {e.key: e.content_sha256 for e in valid}
@@ -327,6 +340,7 @@ def extract(
         batches = [todo[i : i + size] for i in range(0, len(todo), size)]
         files_total = sum(j.n_files for j in todo)
         state = {"files": 0, "exams": 0, "failures": len(extra_errors)}
+        n_from_cache = len(done)  # fixed before the compute adds this run's exams to ``done``
         state["failures"] += sum(int(r["n_errors"]) for r in done.values())
 
         def report(finished=False):
@@ -338,7 +352,7 @@ def extract(
                         state["exams"],
                         len(todo),
                         state["failures"],
-                        len(done),
+                        n_from_cache,
                         time.perf_counter() - t0,
                         finished,
                     )
@@ -398,7 +412,7 @@ def extract(
         report(finished=True)
         timings["compute"] = time.perf_counter() - t0
         result.n_computed = sum(
-            1 for r in done.values() if not r["cached"] and r["status"] != "empty"
+            1 for r in done.values() if not r["cached"] and r["status"] == "done"
         )
 
         # -- merge --------------------------------------------------------------------------

@@ -107,6 +107,8 @@ class Plan:
     n_candidates: int
     skipped: list[InputFile] = field(default_factory=list)
     """Files found beside exam folders that no trace reader recognises (not an exam)."""
+    ignored: list[InputFile] = field(default_factory=list)
+    """Files found in the folders without a reader's extension (notes, licences, ...)."""
 
 
 def trace_suffixes() -> tuple[str, ...]:
@@ -148,13 +150,19 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def collect_files(
-    paths, *, exclude: tuple[Path, ...] = (), suffixes: tuple[str, ...] | None = None
+    paths,
+    *,
+    exclude: tuple[Path, ...] = (),
+    suffixes: tuple[str, ...] | None = None,
+    others: list[InputFile] | None = None,
 ) -> list[InputFile]:
     """Expand files, folders (recursively) and globs into candidate input files.
 
     Inside folders only files with a trace reader's extension are taken, never hidden files or
     folders (``.ncsproc``), nor anything under ``exclude`` (the output folder). A file named
-    explicitly (or matched by a glob) is always taken.
+    explicitly (or matched by a glob) is always taken. The other files found in the folders
+    (not hidden, not a sidecar) are appended to ``others`` when it is given, so that a caller
+    can say why each was not read.
 
     Raises
     ------
@@ -182,10 +190,14 @@ def collect_files(
                 n for n in dirnames if not n.startswith(".") and not excluded(d / n)
             )
             for name in sorted(filenames):
-                if name.startswith(".") or Path(name).suffix.lower() not in suffixes:
+                if name.startswith("."):
                     continue
                 f = d / name
                 if excluded(f):
+                    continue
+                if Path(name).suffix.lower() not in suffixes:
+                    if others is not None and not _is_sidecar(f):
+                        others.append(InputFile(str(f), _rel(f, root), False))
                     continue
                 key = str(f)
                 if key not in found:
@@ -218,6 +230,65 @@ def collect_files(
         else:
             raise UsageError(f"{raw}: no such file or folder")
     return sorted(found.values(), key=lambda f: f.path)
+
+
+def _is_sidecar(path: Path) -> bool:
+    """A ``<file>.json`` or ``<stem>.json`` beside the file it completes (never an input)."""
+    if path.suffix.lower() != ".json":
+        return False
+    inner = path.with_suffix("")
+    return inner.is_file() or any(
+        p.stem == path.stem and p != path for p in path.parent.glob(f"{_glob.escape(path.stem)}.*")
+    )
+
+
+def results_suffixes() -> tuple[str, ...]:
+    """File extensions of the registered results readers (QTRAC ``.MEM``, ...)."""
+    from ..formats import READERS
+
+    return tuple(sorted({e for r in READERS.values() if r.kind != "traces" for e in r.extensions}))
+
+
+def why_not_read(path: str | os.PathLike) -> tuple[str, str]:
+    """(error, reason) for a file found in a folder that is not read as a trace file.
+
+    ``error`` is ``NotTraces`` (a results file of a registered reader: the reason names the
+    function that reads it), ``NotRecognised`` (a reader's extension, but no reader recognises
+    the content: the reason is that reader's) or ``NoReader`` (no reader for the extension).
+    """
+    from ..formats import READERS, detect
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    known = {e for r in READERS.values() for e in r.extensions}
+    if suffix not in known:
+        what = f"'{suffix}' files" if suffix else "files without an extension"
+        return "NoReader", f"no ncsproc reader for {what} (`ncsproc formats` lists them)"
+    accepted, reasons = detect(path)
+    for reader in accepted:
+        if reader.kind != "traces":
+            return (
+                "NotTraces",
+                f"holds {reader.description}, not recorded traces: read it in Python with "
+                f"{reader.function_name}(path)",
+            )
+    if accepted:
+        return "NotRecognised", "recognised as traces"  # pragma: no cover - caller reads it
+    mine = [r for r in reasons if r.split(":", 1)[0] in _names_for(suffix)]
+    return "NotRecognised", "not a trace file: " + "; ".join(mine or reasons[:1])
+
+
+def _names_for(suffix: str) -> set[str]:
+    from ..formats import READERS
+
+    return {r.name for r in READERS.values() if suffix in r.extensions}
+
+
+def describe_not_read(files: list[InputFile], limit: int = 5) -> str:
+    """``3 file(s) not read: a.mat, README.md, LICENSE`` (the first ``limit`` names)."""
+    names = [f.source_file for f in files]
+    shown = ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+    return f"{len(names)} other file(s) not read ({shown})"
 
 
 def _folder_label(folder: Path, files: list[InputFile]) -> str:
@@ -500,7 +571,12 @@ def plan_inputs(paths, *, manifest=None, exclude: tuple = ()) -> Plan:
     if not paths:
         raise UsageError("no input paths given")
     excl = tuple(exclude) + ((Path(manifest),) if manifest is not None else ())
-    files = collect_files(paths, exclude=excl)
+    others: list[InputFile] = []
+    files = collect_files(paths, exclude=excl, others=others)
+    results_ext = results_suffixes()
+    not_traces, ignored = [], []
+    for f in others:
+        (not_traces if Path(f.path).suffix.lower() in results_ext else ignored).append(f)
     skipped: list[InputFile] = []
     if manifest is None:
         files, skipped = _beside_exam_folders(files)
@@ -509,7 +585,27 @@ def plan_inputs(paths, *, manifest=None, exclude: tuple = ()) -> Plan:
     else:
         exams, errors = _group_by_manifest(files, Path(manifest))
         mode = "manifest"
-    return Plan(exams=exams, errors=errors, mode=mode, n_candidates=len(files), skipped=skipped)
+    for f in not_traces:  # QTRAC results and the like: named in errors.csv, never dropped
+        error, reason = why_not_read(f.path)
+        if error == "NotRecognised" and reason == "recognised as traces":  # pragma: no cover
+            continue
+        errors.append(
+            {
+                "source_file": f.source_file,
+                "error": error,
+                "message": f"{Path(f.path).name}: {reason}",
+                "exam_id": "",
+                "stage": "plan",
+            }
+        )
+    return Plan(
+        exams=exams,
+        errors=errors,
+        mode=mode,
+        n_candidates=len(files) + len(not_traces),
+        skipped=skipped,
+        ignored=ignored,
+    )
 
 
 def sidecars_of(path: str) -> list[Path]:

@@ -80,6 +80,7 @@ class ProgressDisplay:
         self.use_bar = tty if bar is None else bool(bar)
         self.bar = None
         self._last = 0.0
+        self._printed: tuple[int, int] | None = None
 
     def __call__(self, p: Progress) -> None:
         if self.use_bar:
@@ -101,10 +102,10 @@ class ProgressDisplay:
             )
         self.bar.total = p.files_total
         self.bar.n = p.files_done
-        self.bar.set_postfix_str(
-            f"exams {p.exams_done}/{p.exams_total}, cached {p.cached}, failures {p.failures}",
-            refresh=False,
+        exams = (
+            f"exams {p.exams_done}/{p.exams_total}, cached {p.cached}, " if p.exams_total else ""
         )
+        self.bar.set_postfix_str(f"{exams}failures {p.failures}", refresh=False)
         self.bar.refresh()
         if p.finished:
             self.bar.close()
@@ -114,11 +115,15 @@ class ProgressDisplay:
         now = time.monotonic()
         if not p.finished and now - self._last < self.interval and p.files_done:
             return
+        if p.finished and self._printed == (p.files_done, p.failures):
+            return  # the last line already said it
         self._last = now
+        self._printed = (p.files_done, p.failures)
         pct = 100.0 * p.files_done / p.files_total if p.files_total else 100.0
+        exams = f"{p.exams_done}/{p.exams_total} exams, " if p.exams_total else ""
         print(
             f"{self.prefix}: {p.files_done}/{p.files_total} files ({pct:.1f} %), "
-            f"{p.exams_done}/{p.exams_total} exams, {p.rate:.1f} files/s, "
+            f"{exams}{p.rate:.1f} files/s, "
             f"ETA {_duration(p.eta if not p.finished else 0)}, {p.failures} failure(s)",
             file=self.stream,
             flush=True,

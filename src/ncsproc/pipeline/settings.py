@@ -170,6 +170,36 @@ def _data_file(value, kind: str, base: Path | None, where: str):
     return shipped
 
 
+def bundled_pipelines() -> list[str]:
+    """Names of the pipeline settings shipped with ncsproc (``ncsproc/data/pipelines/``)."""
+    from ..features._files import data_path
+
+    return sorted(p.stem for p in data_path("pipelines").glob("*.toml") if "limits" not in p.stem)
+
+
+def bundled_pipeline(config: str | os.PathLike) -> str | os.PathLike:
+    """``--config``: a settings file path as it is, or a bundled name (``default``,
+    ``lab-example``) as the path of the file shipped with ncsproc, from any folder.
+
+    Raises
+    ------
+    ConfigError
+        Neither an existing file nor a bundled name.
+    """
+    from ..features._files import data_path
+
+    text = os.fspath(config)
+    if Path(text).is_file() or text.endswith(".toml") or os.sep in text or "/" in text:
+        return config
+    shipped = data_path("pipelines", f"{text}.toml")
+    if shipped.is_file():
+        return shipped
+    raise ConfigError(
+        f"--config {text!r}: neither a settings file nor a bundled pipeline name; bundled: "
+        f"{', '.join(bundled_pipelines())} (or give a path ending in .toml)"
+    )
+
+
 def load_settings(config: str | os.PathLike | Settings | None = None) -> Settings:
     """Load a settings file (``pipelines/<name>.toml``), or the built-in defaults.
 

@@ -176,6 +176,7 @@ def build_dataset(files: list[FileData], history: str):
 def _read_exam(job: ExamJob, manifest: bool, settings=None):
     """Read the files of one exam: (file arrays, file errors, files skipped)."""
     from ..formats import detect, read
+    from ..unknowns import missing_metadata
 
     files, errors, skipped = [], [], 0
     for f in job.files:
@@ -189,13 +190,27 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
                 skipped += 1
                 continue
         try:
-            fd = FileData(
-                read(
-                    f.path,
-                    pseudonymizer=getattr(settings, "pseudonymizer", None),
-                    date_precision=getattr(settings, "date_precision", "year"),
-                )
+            ds = read(
+                f.path,
+                pseudonymizer=getattr(settings, "pseudonymizer", None),
+                date_precision=getattr(settings, "date_precision", "year"),
             )
+            missing = missing_metadata(
+                ds.assign_coords(source_file=("trace", [f.source_file] * ds.sizes["trace"]))
+            )
+            if missing:  # the nerve features and criteria need side, nerve and modality
+                errors.append(
+                    {
+                        "source_file": f.source_file,
+                        "error": "MissingMetadata",
+                        "message": scrub("; ".join(missing), job),
+                        "exam_id": job.exam_id,
+                        "stage": "read",
+                        "transient": False,
+                    }
+                )
+                continue
+            fd = FileData(ds)
             _apply_identity(fd, f, job, manifest)
             files.append(fd)
         except Exception as exc:  # a bad file is data: reported, the exam goes on

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._cliutil import HelpFormatter
+
 __all__ = ["add_registry_parser"]
 
 DEFAULT_DB = "sqlite:///registry.db"  # = ncsproc.registry.db.DEFAULT_DB (kept light: no imports)
@@ -50,6 +52,24 @@ def _guard(func):
             return func(args)
         except (RegistryError, PseudonymKeyError) as exc:
             _say(str(exc))
+            return 2
+        except ImportError as exc:  # a database driver that is not installed
+            _say(f"{exc}; install it, e.g. pip install 'ncsproc[postgres]' for PostgreSQL")
+            return 2
+        except Exception as exc:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            if not isinstance(exc, SQLAlchemyError):
+                raise
+            from . import display_url
+
+            db = getattr(args, "db", None)
+            where = f" {display_url(db)}" if db else ""
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            _say(
+                f"cannot use the database{where}: {cause[0] if cause else type(exc).__name__}; "
+                "check that the server runs and the URL (user, host, port, database) is right"
+            )
             return 2
 
     return run
@@ -144,6 +164,11 @@ def add_registry_parser(subparsers) -> argparse.ArgumentParser:
     the ``ncsproc`` subcommands; return its parser."""
     reg = subparsers.add_parser(
         "registry",
+        epilog="examples:\n"
+        "  ncsproc registry push results --db sqlite:///registry.db --key-file centre.key\n"
+        "  ncsproc registry pull --db sqlite:///registry.db --out registry.csv\n"
+        "  ncsproc registry SUBCOMMAND --help\n",
+        formatter_class=HelpFormatter,
         help="pseudonymous registry export: database push/pull, CSV/Parquet, data dictionary",
         description="Registry export of an ncsproc extract folder: one pseudonymous row per exam "
         "with the declared variables (see formats/registry.md). push, export need the "
@@ -158,6 +183,10 @@ def add_registry_parser(subparsers) -> argparse.ArgumentParser:
         description="Create or migrate the registry schema, then import every exam of DIR in "
         "its own transaction (upsert by centre, subject pseudonym and exam id; unchanged exams "
         "are not rewritten).",
+        epilog="examples:\n  ncsproc registry push results --key-file centre.key\n"
+        "  ncsproc registry push results --db postgresql://ncs@db.example:5432/registry "
+        "--centre LYON\n",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("dir", help="output folder of ncsproc extract")
     p.add_argument(
@@ -169,13 +198,28 @@ def add_registry_parser(subparsers) -> argparse.ArgumentParser:
     _add_export_options(p)
     p.set_defaults(func=_cmd_push)
 
-    p = sub.add_parser("pull", help="read the registry back (CSV to stdout, or --out files)")
+    p = sub.add_parser(
+        "pull",
+        help="read the registry back (CSV to stdout, or --out files)",
+        description="Read the wide table (one row per exam) back from the registry database.",
+        epilog="examples:\n  ncsproc registry pull > registry.csv\n"
+        "  ncsproc registry pull --db sqlite:///registry.db --centre LYON --out lyon.parquet\n",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"database URL (default {DEFAULT_DB})")
     p.add_argument("--centre", help="only this centre's exams")
     p.add_argument("--out", action="append", help="write .csv or .parquet (repeatable)")
     p.set_defaults(func=_cmd_pull)
 
-    p = sub.add_parser("export", help="write the wide table of an extract folder as CSV/Parquet")
+    p = sub.add_parser(
+        "export",
+        help="write the wide table of an extract folder as CSV/Parquet",
+        description="Write the registry's wide table of DIR (one pseudonymous row per exam) "
+        "to files, without a database.",
+        epilog="examples:\n  ncsproc registry export results --out wide.csv --key-file centre.key\n"
+        "  ncsproc registry export results --out wide.csv --out wide.parquet\n",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("dir", help="output folder of ncsproc extract")
     p.add_argument(
         "--out", action="append", required=True, help="a .csv or .parquet file (repeatable)"
@@ -183,12 +227,25 @@ def add_registry_parser(subparsers) -> argparse.ArgumentParser:
     _add_export_options(p)
     p.set_defaults(func=_cmd_export)
 
-    p = sub.add_parser("dictionary", help="write the data dictionary (REDCap CSV and JSON)")
+    p = sub.add_parser(
+        "dictionary",
+        help="write the data dictionary (REDCap CSV and JSON)",
+        description="Write the data dictionary of the registry variables: "
+        "registry_dictionary.csv (REDCap) and registry_dictionary.json.",
+        epilog="examples:\n  ncsproc registry dictionary --out dictionary\n",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--out", required=True, help="folder for registry_dictionary.csv and .json")
     p.add_argument("--variables", help="a variables TOML other than the shipped one")
     p.set_defaults(func=_cmd_dictionary)
 
-    p = sub.add_parser("migrate", help="create or upgrade the registry schema of a database")
+    p = sub.add_parser(
+        "migrate",
+        help="create or upgrade the registry schema of a database",
+        description="Create the registry tables, or upgrade them to this version's schema.",
+        epilog="examples:\n  ncsproc registry migrate --db sqlite:///registry.db\n",
+        formatter_class=HelpFormatter,
+    )
     p.add_argument("--db", default=DEFAULT_DB, help=f"database URL (default {DEFAULT_DB})")
     p.set_defaults(func=_cmd_migrate)
     return reg

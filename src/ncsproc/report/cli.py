@@ -7,6 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._cliutil import HelpFormatter
+
 __all__ = ["add_report_parser", "add_plot_parser"]
 
 
@@ -15,9 +17,11 @@ def _say(message: str) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from .._cliutil import output_folder
     from .build import build_report
     from .data import ReportError
 
+    output_folder(args.out, create=False)
     try:
         result = build_report(args.dir, args.out, remeasure=args.remeasure, title=args.title)
     except ReportError as exc:
@@ -42,6 +46,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
         _say(f"ncsproc plot: {path}: no such file")
         return 2
     out = Path(args.out) if args.out else Path(f"{path.stem}.png")
+    if out.is_dir():
+        _say(f"ncsproc plot: --out {out}: is a folder; give an image file name (.png, .svg, .pdf)")
+        return 2
     if out.suffix.lower() not in (".png", ".svg", ".pdf"):
         _say(
             f"ncsproc plot: {out}: unknown image format {out.suffix!r}; give --out with a "
@@ -51,7 +58,9 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     try:
         result = plot_file(path, out, measure=args.measure, dpi=args.dpi)
     except (NcsprocError, OSError, ValueError) as exc:
-        _say(f"ncsproc plot: {path.name}: {type(exc).__name__}: {exc}")
+        from .._cliutil import one_line
+
+        _say(f"ncsproc plot: {path.name}: {type(exc).__name__}: {one_line(exc)}")
         return 1
     n_studies, n_markers = len(result.gains), len(result.markers)
     print(
@@ -71,6 +80,10 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "their markers drawn the clinical way, the tables with values outside the normal "
         "limits highlighted, criteria, pattern and its evidence, QC flags, failures. No "
         "network needed; open index.html in a browser. See formats/report.md.",
+        epilog="examples:\n  ncsproc extract data_samples/simulated --out results\n"
+        "  ncsproc report results --out report   # then open report/index.html\n"
+        "  ncsproc report results --out report --title 'Cohort A, March review'\n",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("dir", metavar="DIR", help="output folder of `ncsproc extract`")
     p.add_argument(
@@ -99,7 +112,13 @@ def add_plot_parser(subparsers) -> argparse.ArgumentParser:
         help="draw one file's traces with their markers (PNG/SVG/PDF)",
         description="Read FILE (any supported format), measure its traces and draw them the "
         "clinical way (negative up, ms from the stimulus, gain per division, stacked distal to "
-        "proximal) with the onset (O), negative peak (P), end (E) and F-wave onset (F) markers.",
+        "proximal) with the onset (O), negative peak (P), end (E) and F-wave onset (F) markers. "
+        "A file that does not say its modality is drawn without markers. In Python: "
+        "ncsproc.plot(traces) for a trace set in memory.",
+        epilog="examples:\n  ncsproc plot data_samples/simulated/EX0001/L_median_motor.edf\n"
+        "  ncsproc plot exam.h5 --out exam.svg\n"
+        "  ncsproc plot data_samples/real/cfs/test_file.cfs --no-measure --out cfs.png\n",
+        formatter_class=HelpFormatter,
     )
     p.add_argument("file", metavar="FILE", help="a trace file")
     p.add_argument(

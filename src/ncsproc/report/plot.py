@@ -25,7 +25,7 @@ from .data import TraceView, marker_times
 from .layout import MARKER_LETTERS, MARKERS, decimate, format_gain, study_scale, time_divisions
 from .svg import lane_order
 
-__all__ = ["plot_file", "plot_traces", "PlotResult"]
+__all__ = ["plot", "plot_file", "plot_traces", "PlotResult"]
 
 _COLOURS = {"onset": "#1b7f3b", "peak": "#c0392b", "end": "#1f5fbf", "f_onset": "#7b3fa0"}
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
@@ -50,6 +50,8 @@ class PlotResult:
         Study -> gain (V per division).
     n_traces : int
         Traces drawn (with or without markers).
+    figure : matplotlib.figure.Figure
+        The drawing (a notebook shows it when it is the cell's value).
     """
 
     path: Path | None
@@ -57,6 +59,7 @@ class PlotResult:
     measures: pd.DataFrame | None = None
     gains: dict = field(default_factory=dict)
     n_traces: int = 0
+    figure: object = None
 
 
 def measured_markers(measures) -> dict[str, dict[str, float]]:
@@ -272,7 +275,9 @@ def plot_traces(
 
         with mpl.rc_context({"svg.hashsalt": "ncsproc", "svg.fonttype": "none"}):
             fig.savefig(path, format=fmt, metadata=_metadata(fmt))
-    return PlotResult(path=path, markers=markers, measures=table, gains=gains, n_traces=len(views))
+    return PlotResult(
+        path=path, markers=markers, measures=table, gains=gains, n_traces=len(views), figure=fig
+    )
 
 
 def _metadata(fmt: str) -> dict:
@@ -326,7 +331,41 @@ def plot_file(
     ds = read(path)
     m = None
     if measure:
-        from ..measures import measure as run_measure
+        from ..unknowns import measure_known
 
-        m = run_measure(ds)
+        m = measure_known(ds)  # a trace of unknown modality is drawn without markers
     return plot_traces(ds, m, out, dpi=dpi, title=title)
+
+
+def plot(
+    traces,
+    out: str | os.PathLike | None = None,
+    *,
+    measure: bool = True,
+    dpi: int = 150,
+    title: str | None = None,
+) -> PlotResult:
+    """Draw a trace set in memory the clinical way (``ncsproc plot`` without a file).
+
+    Parameters
+    ----------
+    traces : xarray.Dataset
+        A trace set (from :func:`ncsproc.read`, :func:`ncsproc.simulate.exam`, ...).
+    out : path-like, optional
+        Image to write (``.png``, ``.svg``, ``.pdf``); None draws only (the figure is
+        ``result.figure``).
+    measure : bool
+        Measure the traces and draw their markers (default).
+    dpi, title
+        As :func:`plot_file`.
+
+    Returns
+    -------
+    PlotResult
+    """
+    m = None
+    if measure:
+        from ..unknowns import measure_known
+
+        m = measure_known(traces)
+    return plot_traces(traces, m, out, dpi=dpi, title=title)
