@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from .exams import GroundTruth, cohort, exam
 from .files import write_cohort
+from .followup import FOLLOWUP_KINDS, FollowupTruth, followup_cohort, write_followup_cohort
 from .patterns import PATTERNS, load_patterns
 from .responses import response_set
 from .truth import TRUTH_VARS
@@ -29,4 +30,8 @@ __all__ = [
     "load_patterns",
     "PATTERNS",
     "TRUTH_VARS",
+    "FOLLOWUP_KINDS",
+    "FollowupTruth",
+    "followup_cohort",
+    "write_followup_cohort",
 ]

@@ -610,6 +610,7 @@ def exam(
     pretrigger: float | None = None,
     clip: float | None = None,
     dtype: str = "float64",
+    config: Mapping | None = None,
 ) -> tuple[xr.Dataset, GroundTruth]:
     """Simulate one exam of a pattern, with its exact ground truth.
 
@@ -640,6 +641,9 @@ def exam(
         Amplifier saturation level (V).
     dtype : {"float64", "float32"}
         dtype of ``signal``.
+    config : mapping, optional
+        A parameter set shaped like :func:`load_patterns` (default: ``patterns.toml``), e.g.
+        with some parameters fixed for a follow-up visit (:mod:`ncsproc.simulate.followup`).
 
     Returns
     -------
@@ -652,7 +656,7 @@ def exam(
         raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
     if side not in ("L", "R"):
         raise ValueError("side must be 'L' or 'R'")
-    cfg = load_patterns()
+    cfg = load_patterns() if config is None else config
     if isinstance(seed, (int, np.integer)):
         exam_id = exam_id or f"EX{int(seed):04d}"
         subject_id = subject_id or f"SIM{int(seed):04d}"
