@@ -336,103 +336,82 @@ def _slopes_wide(traj: pd.DataFrame) -> pd.DataFrame:
     return wide[sorted(wide.columns)]
 
 
-def _fmt(v: float) -> str:
-    return f"{v:.2f}" if math.isfinite(v) else "absent"
-
-
 def _red_flags(traj: pd.DataFrame, rule: RedFlagRule) -> pd.DataFrame:
-    """Per subject: flag, evaluable, days of the first flagged visit, evidence (JSON text)."""
+    """Per subject: flag, evaluable, days of the first flagged visit, evidence (JSON text).
+
+    Vectorised over the cohort: per subject and side the first visit's value and limit, then
+    every later visit within the window; the evidence names, per side, the first visit that
+    raised the flag (else the visit with the largest fall).
+    """
+    cols = ["sensory_red_flag", "red_flag_evaluable", "red_flag_days", "red_flag_evidence"]
     t = traj[
         (traj["nerve"] == rule.nerve)
         & (traj["modality"] == rule.modality)
         & (traj["variable"] == rule.variable)
-    ]
+    ].sort_values(["subject_id", "side", "visit"], kind="stable")
+    if not len(t):
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="subject_id"))
     window = rule.window_years * DAYS_PER_YEAR
-    rows = {}
-    for (subject, side), g in t.groupby(["subject_id", "side"], sort=True):
-        g = g.sort_values("visit")
-        base = g[g["visit"] == g["visit"].min()]
-        info = rows.setdefault(subject, {"flag": False, "evaluable": False, "days": math.nan})
-        ev = info.setdefault("evidence", [])
-        if not len(base) or not np.isfinite(base["value"].iloc[0]) or len(g) < 2:
-            ev.append(
-                {
-                    "side": side,
-                    "evaluable": False,
-                    "reason": "no value at the first visit"
-                    if not len(base) or not np.isfinite(base["value"].iloc[0])
-                    else "a single visit",
-                }
-            )
-            continue
-        b = float(base["value"].iloc[0])
-        b_lim = float(base["normal_limit"].iloc[0])
-        later = g[(g["visit"] > g["visit"].min()) & (g["days_since_first"] <= window)]
-        later = later[np.isfinite(later["value"]) & (later["days_since_first"] > 0)]
-        if not len(later):
-            ev.append(
-                {
-                    "side": side,
-                    "evaluable": False,
-                    "reason": f"no later visit within {rule.window_years:g} years",
-                }
-            )
-            continue
-        info["evaluable"] = True
-        fall = 100.0 * (1.0 - later["value"] / b) if b > 0 else pd.Series(np.nan, later.index)
-        crossed = (
-            (b >= b_lim) & (later["value"] < later["normal_limit"])
-            if rule.cross_limit and math.isfinite(b_lim)
-            else pd.Series(False, index=later.index)
-        )
-        hit = (fall >= rule.fall_pct - 1e-9) | crossed
-        item = {
-            "side": side,
-            "evaluable": True,
-            "first_uv": round(b, 3),
-            "first_limit_uv": round(b_lim, 3) if math.isfinite(b_lim) else None,
-            "visits": [
-                {
-                    "visit": int(r.visit),
-                    "days": int(r.days_since_first),
-                    "value_uv": round(float(r.value), 3),
-                    "fall_pct": round(float(f), 1) if math.isfinite(f) else None,
-                    "below_limit": bool(c),
-                }
-                for r, f, c in zip(later.itertuples(), fall, crossed, strict=True)
-            ],
-            "flag": bool(hit.any()),
-        }
-        ev.append(item)
-        if hit.any():
-            d = float(later["days_since_first"][hit].min())
-            info["flag"] = True
-            info["days"] = d if not math.isfinite(info["days"]) else min(info["days"], d)
-            first = later[hit].iloc[0]
-            item["reason"] = (
-                f"{rule.nerve} {side}: {_fmt(b)} -> {_fmt(float(first.value))} {rule.variable} "
-                f"at day {int(first.days_since_first)}"
-            )
-    out = pd.DataFrame(
-        [
-            {
-                "subject_id": s,
-                "sensory_red_flag": bool(r["flag"]),
-                "red_flag_evaluable": bool(r["evaluable"]),
-                "red_flag_days": r["days"],
-                "red_flag_evidence": json.dumps(r["evidence"], sort_keys=True),
-            }
-            for s, r in rows.items()
-        ],
-        columns=[
-            "subject_id",
-            "sensory_red_flag",
-            "red_flag_evaluable",
-            "red_flag_days",
-            "red_flag_evidence",
-        ],
+    g = t.groupby(["subject_id", "side"], sort=False)
+    first_visit = g["visit"].transform("min")
+    base = t["visit"] == first_visit
+    b = t["value"].where(base).groupby([t["subject_id"], t["side"]]).transform("max")
+    b_lim = t["normal_limit"].where(base).groupby([t["subject_id"], t["side"]]).transform("max")
+    later = (
+        ~base
+        & (t["days_since_first"] > 0)
+        & (t["days_since_first"] <= window)
+        & np.isfinite(t["value"])
+        & np.isfinite(b)
     )
-    return out.set_index("subject_id")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fall = np.where(b > 0, 100.0 * (1.0 - t["value"] / b), np.nan)
+    crossed = (b >= b_lim) & (t["value"] < t["normal_limit"]) if rule.cross_limit else False
+    hit = later & ((fall >= rule.fall_pct - 1e-9) | crossed)
+    t = t.assign(rf_b=b, rf_lim=b_lim, rf_later=later, rf_fall=fall, rf_crossed=crossed, rf_hit=hit)
+    # one evidence row per subject and side: the first hit, else the largest fall
+    cand = t[t["rf_later"]].assign(rf_rank=lambda x: np.where(x["rf_hit"], 0, 1))
+    cand = cand.assign(rf_key=np.where(cand["rf_hit"], cand["days_since_first"], -cand["rf_fall"]))
+    cand = cand.sort_values(["subject_id", "side", "rf_rank", "rf_key"], kind="stable")
+    pick = cand.drop_duplicates(["subject_id", "side"], keep="first")
+    evidence: dict[str, list] = {}
+    for r in pick.itertuples(index=False):
+        evidence.setdefault(r.subject_id, []).append(
+            {
+                "side": r.side,
+                "flag": bool(r.rf_hit),
+                "first_visit_value": round(float(r.rf_b), 3),
+                "first_visit_limit": round(float(r.rf_lim), 3) if math.isfinite(r.rf_lim) else None,
+                "visit": int(r.visit),
+                "days_since_first": int(r.days_since_first),
+                "value": round(float(r.value), 3),
+                "fall_pct": round(float(r.rf_fall), 1) if math.isfinite(r.rf_fall) else None,
+                "below_limit_from_normal": bool(r.rf_crossed),
+            }
+        )
+    by_subject = t.groupby("subject_id", sort=True)
+    out = pd.DataFrame(
+        {
+            "sensory_red_flag": by_subject["rf_hit"].any(),
+            "red_flag_evaluable": by_subject["rf_later"].any(),
+            "red_flag_days": t["days_since_first"]
+            .where(t["rf_hit"])
+            .groupby(t["subject_id"])
+            .min(),
+        }
+    )
+    reason = (
+        f"no {rule.nerve} {rule.variable} at a later visit within {rule.window_years:g} years "
+        "of a first visit that has one"
+    )
+    out["red_flag_evidence"] = [
+        json.dumps(evidence[s], sort_keys=True)
+        if s in evidence
+        else json.dumps([{"evaluable": False, "reason": reason}])
+        for s in out.index
+    ]
+    out.index.name = "subject_id"
+    return out[cols]
 
 
 def subjects_table(

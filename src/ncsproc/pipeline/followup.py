@@ -96,20 +96,9 @@ def write_followup(
         write_csv(table, tmp, decimals=_DECIMALS)
         _replace_if_changed(tmp, out / f"{name}.csv")
         if parquet:
-            typed = table.reset_index(drop=True)
             ptmp = staging / f"{name}.parquet"
-            typed.to_parquet(ptmp, index=False)
-            target = out / f"{name}.parquet"
-            # Parquet bytes carry writer metadata: compare the data, not the bytes
-            if target.is_file():
-                try:
-                    same = pd.read_parquet(target).equals(typed)
-                except Exception:
-                    same = False
-                if same:
-                    ptmp.unlink()
-                    continue
-            os.replace(ptmp, target)
+            table.reset_index(drop=True).to_parquet(ptmp, index=False)
+            _replace_if_changed(ptmp, out / f"{name}.parquet")
         else:
             stale = out / f"{name}.parquet"
             if stale.exists():
