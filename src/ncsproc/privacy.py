@@ -33,7 +33,9 @@ from .errors import NcsprocError
 
 __all__ = [
     "DATE_PRECISIONS",
+    "EXTRACT_DATE_PRECISIONS",
     "KEY_ENV",
+    "MAX_DATE_SHIFT_DAYS",
     "MIN_KEY_BYTES",
     "PSEUDONYM_PATTERN",
     "PseudonymKeyError",
@@ -44,6 +46,9 @@ __all__ = [
     "parse_partial_date",
     "pseudonymizer_from",
     "reduce_date",
+    "date_offset_days",
+    "day_number",
+    "shift_date",
 ]
 
 KEY_ENV = "NCSPROC_PSEUDONYM_KEY"
@@ -61,6 +66,20 @@ PSEUDONYM_PATTERN = re.compile(r"^ps1_[0-9a-f]{32}$")
 
 DATE_PRECISIONS = ("none", "year", "month", "day")
 """How much of an exam date is kept: nothing, ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``."""
+
+EXTRACT_DATE_PRECISIONS = (*DATE_PRECISIONS, "shift")
+"""What ``ncsproc extract --date-precision`` accepts: the reductions above, or ``"shift"``:
+every date of a subject moved by the subject's secret offset (:func:`date_offset_days`), kept
+to the day, so that intervals within a subject stay exact and no real date is written."""
+
+MAX_DATE_SHIFT_DAYS = 365
+"""Largest date shift (days, either way); a shift is never 0."""
+
+_SHIFT_DOMAIN = b"ncsproc/date-shift/v1\x00"
+# Without a centre key the internal day numbers of the cache are obfuscated with this public
+# key only (so no plain date sits in a part file); they are not secret, and "shift" refuses to
+# run without a key.
+_UNKEYED_SHIFT_KEY = b"ncsproc/no-centre-key/v1"
 
 # Values that fill an identifier field when there is none (EDF+ "X", vendor defaults).
 _PLACEHOLDERS = {"", "x", "xx", "xxx", "unknown", "anonymous", "anon", "none", "n/a", "na", "-"}
@@ -272,3 +291,40 @@ def dates_agree(a: object, b: object) -> bool:
     if pa is None or pb is None:
         return True
     return all(x == y for x, y in zip(pa, pb, strict=True) if x is not None and y is not None)
+
+
+def _offset(key: bytes, subject_id: str) -> int:
+    digest = hmac.new(key, _SHIFT_DOMAIN + str(subject_id).encode("utf-8"), hashlib.sha256)
+    value = int.from_bytes(digest.digest()[:8], "big")
+    magnitude = value % MAX_DATE_SHIFT_DAYS + 1  # 1 ... 365: never the real date
+    return magnitude if (value >> 62) & 1 else -magnitude
+
+
+def date_offset_days(pseudonymizer: Pseudonymizer | None, subject_id: str) -> int:
+    """The secret date shift of a subject (days, +-1 ... +-:data:`MAX_DATE_SHIFT_DAYS`).
+
+    HMAC-SHA256 of the (pseudonymous) subject id keyed on the centre key, like the pseudonyms:
+    the same subject and key give the same offset in every run, another key another offset.
+    Without a key (None) the offset is derived from a public constant: it hides nothing from
+    someone who knows ncsproc and is only used for the internal day numbers of the cache.
+    """
+    key = _UNKEYED_SHIFT_KEY if pseudonymizer is None else pseudonymizer._key
+    return _offset(key, subject_id)
+
+
+def day_number(value: object) -> int | None:
+    """Proleptic Gregorian day number of a full date (``"2024-03-15"`` or a date), else None
+    (an unknown date, or one known only to the month or year)."""
+    parts = parse_partial_date(value)
+    if parts is None or parts[1] is None or parts[2] is None:
+        return None
+    return _dt.date(*parts).toordinal()
+
+
+def shift_date(value: object, offset_days: int) -> str:
+    """A full date moved by ``offset_days`` as ``YYYY-MM-DD``; "" when the date is unknown or
+    not known to the day (a partial date cannot be shifted exactly, so nothing is written)."""
+    day = day_number(value)
+    if day is None:
+        return ""
+    return _dt.date.fromordinal(day + int(offset_days)).isoformat()

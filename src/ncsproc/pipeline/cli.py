@@ -113,9 +113,10 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--date-precision",
-        choices=["none", "year", "month", "day"],
+        choices=["none", "year", "month", "day", "shift"],
         default="year",
-        help="how much of the exam date leaves the readers (default: year)",
+        help="how much of the exam date leaves the readers (default: year; shift: every date "
+        "of a subject moved by one secret offset from the key, so intervals stay exact)",
     )
     p.add_argument(
         "--overrides",

@@ -25,6 +25,7 @@ from pathlib import Path
 from .._version import __version__
 from .catalog import Catalog
 from .execute import resolve_scheduler
+from .followup import write_followup
 from .inputs import ExamJob, UsageError, describe_not_read, hash_exams, plan_inputs
 from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
 from .parts import read_part_head
@@ -217,8 +218,11 @@ def extract(
         The centre's key (:func:`ncsproc.privacy.pseudonymizer_from`): subject ids become
         keyed pseudonyms of the files' patient identifiers. Without one, nothing is derived
         from patient fields: the manifest's subject id or the exam folder's id is used.
-    date_precision : {"none", "year", "month", "day"}
-        How much of the exam date the outputs keep (default: the year).
+    date_precision : {"none", "year", "month", "day", "shift"}
+        How much of the exam date the outputs keep (default: the year); ``"shift"`` (needs a
+        key): each subject's dates moved by one secret offset (:func:`ncsproc.privacy.
+        date_offset_days`), to the day. ``trajectories.csv`` and ``subjects.csv`` count exact
+        days since each subject's first exam under every precision.
     overrides : path-like or ncsproc.review.Overrides, optional
         Marker overrides (``overrides.csv``, ``formats/review.md``), validated before anything
         runs and applied after the measurement of each exam they concern; those exams'
@@ -243,6 +247,7 @@ def extract(
     """
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
+    _check_date_precision(date_precision, pseudonymizer)
     settings = with_privacy(load_settings(config), pseudonymizer, date_precision)
     review = _load_overrides(overrides)
     if parquet is None:
@@ -433,6 +438,7 @@ def extract(
                     yield from pool.map(verify, checks[i : i + 256])
 
         corrupt, no_traces = [], []
+        exam_days: dict[str, int | None] = {}
         for (job, row), head in zip(checks, verified_heads(), strict=True):
             if row is None or not row.get("part"):
                 if row is not None:  # computed, but the part could not be written
@@ -454,6 +460,7 @@ def extract(
                 )
                 continue
             path = str(parts_dir / row["part"])
+            exam_days[job.exam_id] = head["summary"].get("exam_day")
             schema.add(head)
             entries.append(
                 {"exam_id": job.exam_id, "path": path, "key": job.key, "sha256": row["part_sha256"]}
@@ -521,6 +528,9 @@ def extract(
             catalog.set_outputs(run_id, plan_sha, written)
         _write_provenance(out, valid, settings, review)
         timings["merge"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        write_followup(out, exam_days, parquet=bool(parquet))
+        timings["followup"] = time.perf_counter() - t0
         result.seconds = time.perf_counter() - t_start
         timings["total"] = result.seconds
         result.timings = timings
@@ -539,6 +549,21 @@ def extract(
         runner.close()
         lock.__exit__(None, None, None)
     return result
+
+
+def _check_date_precision(precision: str, pseudonymizer) -> None:
+    from ..privacy import EXTRACT_DATE_PRECISIONS
+
+    if precision not in EXTRACT_DATE_PRECISIONS:
+        raise UsageError(
+            f"date precision {precision!r}: expected one of {list(EXTRACT_DATE_PRECISIONS)}"
+        )
+    if precision == "shift" and pseudonymizer is None:
+        raise UsageError(
+            "--date-precision shift moves each subject's dates by a secret offset derived from "
+            "the centre key: give the key (NCSPROC_PSEUDONYM_KEY or --key-file), or choose "
+            "another precision"
+        )
 
 
 def _load_overrides(overrides):

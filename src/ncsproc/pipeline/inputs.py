@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 MANIFEST_REQUIRED = ("source_file", "exam_id")
-MANIFEST_OPTIONAL = ("subject_id", "age", "height", "sex")
+MANIFEST_OPTIONAL = ("subject_id", "age", "height", "sex", "exam_date")
 MANIFEST_COLUMNS = MANIFEST_REQUIRED + MANIFEST_OPTIONAL
 _SEX = {
     "f": "F",
@@ -371,6 +371,20 @@ def _float_cell(text: str, name: str, where: str) -> float:
     return v
 
 
+def _date_cell(text: str, where: str) -> str:
+    """A manifest ``exam_date`` (partial ISO date, for formats whose header has none)."""
+    from ..privacy import parse_partial_date
+
+    try:
+        parse_partial_date(text)
+    except ValueError:
+        # the value itself is not quoted: it is an identifying fact
+        raise ValueError(
+            f"{where}: exam_date is not an ISO date (YYYY-MM-DD, YYYY-MM or YYYY)"
+        ) from None
+    return text.strip()
+
+
 def read_manifest(path: Path) -> list[dict]:
     """Rows of a manifest CSV (header required), each with its 1-based ``line``.
 
@@ -506,6 +520,7 @@ def _group_by_manifest(files: list[InputFile], manifest: Path) -> tuple[list[Exa
                 if sex.lower() not in _SEX:
                     raise ValueError(f"{where}: sex {sex!r} is not one of F, M, X or empty")
                 vals["sex"] = _SEX[sex.lower()]
+                vals["exam_date"] = _date_cell(row.get("exam_date", ""), where)
             except ValueError as exc:
                 problem = ("ManifestError", str(exc))
                 break
@@ -514,10 +529,16 @@ def _group_by_manifest(files: list[InputFile], manifest: Path) -> tuple[list[Exa
                 if empty:
                     continue
                 if k in meta and meta[k] != v:
+                    # dates are identifying: never quoted
+                    shown = (
+                        f"{k} {v!r} here but {meta[k]!r}"
+                        if k != "exam_date"
+                        else ("another exam_date here than")
+                    )
                     problem = (
                         "ManifestError",
-                        f"{where}: exam {exam_id!r} has {k} {v!r} here but {meta[k]!r} on an "
-                        "earlier line; one value per exam",
+                        f"{where}: exam {exam_id!r} has {shown} on an earlier line; "
+                        "one value per exam",
                     )
                     break
                 meta[k] = v
@@ -528,6 +549,7 @@ def _group_by_manifest(files: list[InputFile], manifest: Path) -> tuple[list[Exa
             "age": meta.get("age", math.nan),
             "height": meta.get("height", math.nan),
             "sex": meta.get("sex", ""),
+            "exam_date": meta.get("exam_date", ""),
         }
         parents = sorted({Path(f.source_file).parent.as_posix() for f in group})
         label = parents[0] + "/" if len(parents) == 1 and parents[0] != "." else f"{exam_id}/"

@@ -92,6 +92,8 @@ class Settings:
             # never part of anything written: only its fingerprint)
             "pseudonym_key_id": getattr(self.pseudonymizer, "key_id", "") or "",
             "date_precision": self.date_precision,
+            # parts carry the exams' shifted day numbers (follow-up intervals) since /1
+            "exam_days": 1,
         }
 
     def describe(self) -> dict:
@@ -310,8 +312,9 @@ def with_privacy(settings: Settings, pseudonymizer=None, date_precision: str = "
         Loaded settings.
     pseudonymizer : ncsproc.privacy.Pseudonymizer, optional
         The centre's key; None: subject ids are never derived from the files' patient fields.
-    date_precision : {"none", "year", "month", "day"}
-        How much of an exam date leaves the readers (default: year).
+    date_precision : {"none", "year", "month", "day", "shift"}
+        How much of an exam date leaves the readers (default: year); ``shift``: moved by
+        the subject's secret offset.
     """
     from dataclasses import replace
 

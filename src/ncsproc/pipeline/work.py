@@ -62,7 +62,7 @@ def _error(source_file: str, exc: BaseException, job: ExamJob, stage: str) -> di
 class FileData:
     """The arrays of one file's trace set: ``signal`` and every per-trace coordinate."""
 
-    __slots__ = ("signal", "coords", "attrs", "signal_attrs")
+    __slots__ = ("signal", "coords", "attrs", "signal_attrs", "exam_days")
 
     def __init__(self, ds):
         from ..schema import TRACE_COORDS
@@ -80,6 +80,7 @@ class FileData:
             else np.array([""] * n, dtype=object)
         )
         self.attrs["exam_date"] = dict(var["exam_date"].attrs) if "exam_date" in var else {}
+        self.exam_days: list[int] = []  # internal shifted day numbers (see _exam_dates)
 
     @property
     def n(self) -> int:
@@ -146,6 +147,52 @@ def _apply_identity(fd: FileData, f: InputFile, job: ExamJob, manifest: bool) ->
     c["source_file"] = np.array([f.source_file] * n, dtype=object)
 
 
+def _exam_dates(fd: FileData, f: InputFile, job: ExamJob, settings) -> None:
+    """Turn the file's full exam date (read at day precision) into what may leave the worker.
+
+    The ``exam_date`` coordinate becomes the date reduced to the settings' precision, or with
+    ``"shift"`` the date moved by the subject's secret offset; ``fd.exam_days`` gets the
+    shifted day number (real day + the subject's offset, keyed on the centre key), from which
+    the follow-up tables compute exact intervals under every precision. The real date is
+    dropped here. A manifest ``exam_date`` fills in a file that states none.
+    """
+    from ..errors import FormatError
+    from ..privacy import date_offset_days, dates_agree, day_number, reduce_date, shift_date
+
+    raw = np.asarray(fd.coords["exam_date"], dtype=object).astype(str)
+    given = str(job.meta.get("exam_date", "") or "")
+    if given:
+        stated = sorted({d for d in raw if d})
+        if any(not dates_agree(d, given) for d in stated):
+            raise FormatError(
+                f"{f.source_file}: the manifest's exam_date does not agree with the exam date "
+                "the file (or its sidecar) gives; correct one of them (nothing is guessed)"
+            )
+        raw = np.where(raw == "", given, raw)
+    precision = getattr(settings, "date_precision", "year")
+    pseudonymizer = getattr(settings, "pseudonymizer", None)
+    subjects = np.asarray(fd.coords["subject_id"]).astype(str)
+    offsets: dict[str, int] = {}
+    shown, days = [], set()
+    for date, subject in zip(raw.tolist(), subjects.tolist(), strict=True):
+        if subject not in offsets:
+            offsets[subject] = date_offset_days(pseudonymizer, subject)
+        day = day_number(date) if date else None
+        if day is not None:
+            days.add(day + offsets[subject])
+        if precision == "shift":
+            shown.append(shift_date(date, offsets[subject]) if date else "")
+        else:
+            shown.append(reduce_date(date, precision))
+    fd.coords["exam_date"] = np.array(shown, dtype=object)
+    if fd.attrs.get("exam_date") is not None:
+        fd.attrs["exam_date"] = {
+            "long_name": "exam date, reduced to the run's date precision "
+            f"({precision}; 'shift': moved by the subject's secret offset)"
+        }
+    fd.exam_days = sorted(days)
+
+
 def build_dataset(files: list[FileData], history: str):
     """One trace set from the arrays of many files (NaN padding to the widest; one xarray
     object per task instead of one concatenation per file)."""
@@ -193,7 +240,8 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
             ds = read(
                 f.path,
                 pseudonymizer=getattr(settings, "pseudonymizer", None),
-                date_precision=getattr(settings, "date_precision", "year"),
+                # the full date stays in the worker: _exam_dates reduces or shifts it
+                date_precision="day",
             )
             missing = missing_metadata(
                 ds.assign_coords(source_file=("trace", [f.source_file] * ds.sizes["trace"]))
@@ -212,6 +260,7 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
                 continue
             fd = FileData(ds)
             _apply_identity(fd, f, job, manifest)
+            _exam_dates(fd, f, job, settings)
             files.append(fd)
         except Exception as exc:  # a bad file is data: reported, the exam goes on
             errors.append(_error(f.source_file, exc, job, "read"))
@@ -545,6 +594,10 @@ def process_batch(
             **c,
         }
         traces = traces_by_key.get(job.key) if (with_traces and tables) else None
+        # the earliest (shifted) day number the exam's files give: exact intervals between a
+        # subject's exams under every date precision (never a real date)
+        days = sorted(d for fd in traces_by_key.get(job.key, []) for d in fd.exam_days)
+        summary["exam_day"] = days[0] if (days and tables) else None
         summary["has_traces"] = traces is not None
         if traces is not None:
             summary["width"] = int(max(fd.signal.shape[1] for fd in traces))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .._version import __version__
-from ..privacy import DATE_PRECISIONS
+from ..privacy import EXTRACT_DATE_PRECISIONS as DATE_PRECISIONS
 from .variables import RegistryError
 
 __all__ = [

@@ -353,6 +353,8 @@ def build_table(
     for rec in nerves.to_dict("records"):
         nerve_rows.setdefault(rec["exam_id"], []).append(rec)
     precision = _coarser(cfg.date_precision, prov.date_precision)
+    if prov.date_precision == "shift":  # dates moved by a secret offset per subject
+        precision = "shift"
 
     counts: dict[str, int] = {}
     for exam in exams["exam_id"]:
@@ -406,7 +408,9 @@ def _exam_row(rec, nrows, decl, cfg, prov, pseudonymizer, precision):
         parse_partial_date(raw_date)
     except ValueError as exc:
         raise _Refuse(f"exam_date: {exc}") from None
-    date = reduce_date(raw_date, precision)
+    # a shifted date (extract --date-precision shift) is kept to the registry's precision
+    shown = cfg.date_precision if precision == "shift" else precision
+    date = reduce_date(raw_date, shown)
 
     derived = {
         "record_id": _record_id(cfg.centre, subject, exam),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .exams import GroundTruth, cohort, exam
 from .files import write_cohort
+from .followup import FOLLOWUP_KINDS, FollowupTruth, followup_cohort, write_followup_cohort
 from .noise import NOISE_FAMILIES
 from .patterns import PATTERNS, load_patterns
 from .responses import response_set
@@ -37,4 +38,8 @@ __all__ = [
     "TRUTH_VARS",
     "NOISE_FAMILIES",
     "SHAPE_FAMILIES",
+    "FOLLOWUP_KINDS",
+    "FollowupTruth",
+    "followup_cohort",
+    "write_followup_cohort",
 ]

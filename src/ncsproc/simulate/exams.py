@@ -676,6 +676,7 @@ def exam(
     noise: str = "white",
     shape: str = "standard",
     noise_options: Mapping | None = None,
+    config: Mapping | None = None,
 ) -> tuple[xr.Dataset, GroundTruth]:
     """Simulate one exam of a pattern, with its exact ground truth.
 
@@ -710,6 +711,9 @@ def exam(
         Noise family, unit-potential shape family and family options of every trace, as in
         :func:`ncsproc.simulate.response_set` (default ``"white"`` / ``"standard"``: the
         original exam, bit for bit; the families draw from streams of their own).
+    config : mapping, optional
+        A parameter set shaped like :func:`load_patterns` (default: ``patterns.toml``), e.g.
+        with some parameters fixed for a follow-up visit (:mod:`ncsproc.simulate.followup`).
 
     Returns
     -------
@@ -722,7 +726,7 @@ def exam(
         raise ValueError(f"pattern must be one of {PATTERNS}, got {pattern!r}")
     if side not in ("L", "R"):
         raise ValueError("side must be 'L' or 'R'")
-    cfg = load_patterns()
+    cfg = load_patterns() if config is None else config
     if isinstance(seed, (int, np.integer)):
         exam_id = exam_id or f"EX{int(seed):04d}"
         subject_id = subject_id or f"SIM{int(seed):04d}"
