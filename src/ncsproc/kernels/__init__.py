@@ -10,20 +10,22 @@
 Public users call :func:`ncsproc.measure`; this package is the engine underneath.
 """
 
-from ._core import (
+from ._codes import (
     F_ARTEFACT_SUBTRACTED,
     F_ARTEFACT_UNSETTLED,
     F_BASELINE_REFINED,
     F_BASELINE_SLOPE,
+    F_MAINS_REMOVED,
+    F_MAINS_UNCHECKED,
     F_NAN_IN_BASELINE,
     F_NO_F_WAVE,
     F_NO_RETURN,
     F_ONSET_AT_ARTEFACT,
     F_ONSET_BACKTRACKED,
-    F_PEAK_AT_WINDOW_END,
     F_POSITIVE_ONSET,
     F_POST_ARTEFACT_BASELINE,
     F_PRETRIGGER_BASELINE,
+    F_TWIN_PEAK,
     N_OUT,
     O_AMPLITUDE,
     O_ARTEFACT_END,
@@ -43,9 +45,9 @@ from ._core import (
     ST_OK,
     ST_SATURATED,
     ST_TOO_SHORT,
-    measure_block,
-    measure_trace,
+    ST_WINDOW_EDGE,
 )
+from ._core import measure_block, measure_trace
 from ._jit import JIT_OPTIONS, NUMBA_CACHE, NUMBA_DISABLED, jit
 from ._params import (
     MODALITIES,
@@ -67,6 +69,7 @@ STATUS_NAMES = {
     ST_NO_BASELINE: "no_baseline",
     ST_NONFINITE: "nonfinite",
     ST_TOO_SHORT: "too_short",
+    ST_WINDOW_EDGE: "window_edge",
 }
 
 #: QC flag bit -> (name, meaning), in bit order (CF flag_masks / flag_meanings).
@@ -94,11 +97,12 @@ FLAG_NAMES = {
     ),
     F_ONSET_AT_ARTEFACT: (
         "onset_at_artefact_end",
-        "back-tracking reached the end of the artefact: the true onset may be hidden in it",
+        "the onset reached the end of the artefact: the true onset may be hidden in it",
     ),
-    F_PEAK_AT_WINDOW_END: (
-        "peak_at_window_end",
-        "the negative peak is at the end of the search window (the response may continue after it)",
+    F_TWIN_PEAK: (
+        "twin_peak",
+        "the two deepest negative lobes are within the noise of each other: which one is the "
+        "negative peak (its latency) is decided by the noise",
     ),
     F_ARTEFACT_SUBTRACTED: (
         "artefact_subtracted",
@@ -106,20 +110,30 @@ FLAG_NAMES = {
     ),
     F_ONSET_BACKTRACKED: (
         "onset_backtracked",
-        "onset from back-tracking to the baseline band "
-        "(positive first deflection, or no usable leading-edge fit)",
+        "no leading-edge line could be fitted: the onset is the interpolated threshold "
+        "crossing (late by the edge's rise from baseline to the threshold)",
     ),
     F_BASELINE_REFINED: (
         "baseline_refined",
-        "post-artefact baseline level re-estimated over "
-        "the whole quiet stretch before the response (it moved by more than "
-        "one SD of the smoothed noise)",
+        "the baseline level is the local level just before the response, which differs "
+        "from the quiet window's level by more than one SD of the smoothed noise "
+        "(drift or wander)",
+    ),
+    F_MAINS_REMOVED: (
+        "mains_removed",
+        "50/60 Hz mains and its harmonics were fitted on the pre-trigger and subtracted",
+    ),
+    F_MAINS_UNCHECKED: (
+        "mains_unchecked",
+        "the baseline is too short (under mains_baseline) to fit mains interference: any hum "
+        "stays in the signal",
     ),
     F_BASELINE_SLOPE: (
         "baseline_slope",
         "the baseline is a fitted straight line (significant drift), not a constant",
     ),
 }
+FLAG_NAMES = dict(sorted(FLAG_NAMES.items()))
 
 __all__ = [
     "O_P2P",
@@ -132,7 +146,10 @@ __all__ = [
     "F_NO_RETURN",
     "F_ONSET_AT_ARTEFACT",
     "F_ONSET_BACKTRACKED",
-    "F_PEAK_AT_WINDOW_END",
+    "F_TWIN_PEAK",
+    "F_MAINS_REMOVED",
+    "F_MAINS_UNCHECKED",
+    "ST_WINDOW_EDGE",
     "F_POSITIVE_ONSET",
     "F_POST_ARTEFACT_BASELINE",
     "F_PRETRIGGER_BASELINE",
