@@ -135,28 +135,33 @@ def test_helpers_match_twins(rng):
     ref(full, 2, 500, 0.0, 1 / FS, 1.5e-4, 5e-3, -5e-3, 0.0)  # never stops early
     np.testing.assert_allclose(a, full, rtol=0, atol=1e-12)  # the cut-off costs < tol
     s = np.empty(500)
-    K._core.smooth_into(y, 10, 500, 1e-6, 2, s)
+    K._baseline.smooth_into(y, 10, 500, 1e-6, 2, s)
     sr = KERNEL_REFERENCES["fit_peak"] and __import__(
         "ncsproc.kernels._reference", fromlist=["x"]
     ).ref_smooth_all(y, 10, 500, 1e-6, 2)
     np.testing.assert_allclose(s[:490], sr, rtol=0, atol=1e-15)
     for name, args in [
         ("first_sustained", (sr, 10, 10, 490, 3e-5, 3)),
-        ("back_track", (sr, 10, 310, -1, 1e-5, 10)),
-        ("edge_onset", (sr, 10, 305, -1, 3e-5, 2e-4, 2.5, 400)),
+        ("edge_line_onset", (sr, 10, 305, -1, 2e-4, 1e-5, 10, 400)),
         ("lobe_peak", (sr, 10, 500, 305, -1, 450)),
-        ("onset_of", (sr, 10, 500, 305, -1, 3e-5, 1e-5, 0.2, 2.5, 10, 400)),
+        ("onset_of", (sr, 10, 500, 305, -1, 3e-5, 0.1, 2.5, 1e-5, 10, 400)),
+        ("quiet_end", (sr, 10, 400, 3.0)),
+        ("second_lobe_depth", (sr, 10, 300, 480, 400)),
         ("quiet_run_start", (sr, 10, 500, 20, 3e-5, 10)),
         ("positive_dip", (y, sr, 10, 305, 1e-6, 1e-5, 4.0, 2, 10)),
         ("fit_peak", (y, 1e-6, 2e-8, 400, 8, 6, 10, 500)),
         ("robust_line", (y + np.arange(500) * 1e-7, 0, 40, 100, 290, 1e-5, np.empty(600))),
         ("plateau_run", (np.clip(y, -5e-4, 1), 400, 30, 10, 500, True)),
         ("time_index", (2.5e-3, -1e-3, FS)),
+        ("window_noise", (y, 100, 300, np.empty(900))),
+        ("decision_noise", (y, 100, 400, 20, 30, np.empty(900))),
+        ("median_of", (y, 100, 331, np.empty(900))),
         ("n_of", (0.15e-3, FS, 1)),
     ]:
         kern, ref = KERNEL_REFERENCES[name]
         got = kern(*args)
-        want = ref(*args[:-1]) if name == "robust_line" else ref(*args)  # no scratch array
+        scratch = name in ("robust_line", "window_noise", "decision_noise", "median_of")
+        want = ref(*args[:-1]) if scratch else ref(*args)  # the twins need no scratch array
         np.testing.assert_allclose(
             np.asarray(got, float), np.asarray(want, float), rtol=1e-9, atol=1e-15, err_msg=name
         )
@@ -168,3 +173,28 @@ def test_param_constants_match_table():
     for i, p in enumerate(K.PARAMS):
         assert getattr(_params, f"P_{p.name.upper()}") == i
     assert K.N_PARAMS == len(K.PARAMS)
+
+
+def test_mains_fit_matches_twin_and_tells_mains_from_broadband_noise(rng):
+    """The mains fit is accepted on 50/60 Hz interference, refused on white and 1/f noise."""
+    from scipy import signal as ss
+
+    kern, ref = KERNEL_REFERENCES["fit_mains"]
+    m, t0 = 1000, -0.05
+    t = t0 + np.arange(m) / FS
+    hum = 3e-6 * np.sin(2 * np.pi * 60 * t + 0.4) + 1e-6 * np.sin(2 * np.pi * 180 * t)
+    white = rng.normal(0, 1e-6, m)
+    f, coef = kern(white + hum, 0, m, t0, 1 / FS, 3.0)
+    fr, coef_r = ref(white + hum, 0, m, t0, 1 / FS, 3.0)
+    assert f == fr == 60.0
+    np.testing.assert_allclose(coef, coef_r, rtol=1e-6, atol=1e-12)
+    assert np.hypot(coef[2], coef[3]) == pytest.approx(3e-6, rel=0.05)  # the hum's amplitude
+    assert kern(white, 0, m, t0, 1 / FS, 3.0)[0] == 0.0
+    pink = ss.lfilter([1.0], [1.0, -0.995], rng.normal(0, 1e-7, 4 * m))[-m:]  # red-ish noise
+    assert kern(pink + white, 0, m, t0, 1 / FS, 3.0)[0] == ref(pink + white, 0, m, t0, 1 / FS, 3.0)[0]
+    y = white + hum
+    z = y.copy()
+    K._baseline.subtract_mains(y, m, t0, 1 / FS, f, coef)
+    KERNEL_REFERENCES["subtract_mains"][1](z, m, t0, 1 / FS, f, coef)
+    np.testing.assert_allclose(y, z, rtol=0, atol=1e-15)
+    assert np.std(y) < 1.2e-6  # only the white part is left

@@ -53,16 +53,18 @@ def block_noise(x, i0, i1, block, tmp):
     while b0 + block <= i1:
         t0 = 0.0
         t1 = 0.0
-        tt = 0.0
         for j in range(block):
             v = x[b0 + j]
-            u = j - c
             t0 += v
-            t1 += u * v
-            tt += v * v
-        ss = tt - t0 * t0 / block - t1 * t1 / s2
+            t1 += (j - c) * v
+        mean = t0 / block
+        b = t1 / s2
+        ss = 0.0
+        for j in range(block):
+            d = x[b0 + j] - (mean + b * (j - c))
+            ss += d * d
         if math.isfinite(ss):
-            tmp[k] = (ss if ss > 0.0 else 0.0) / (block - 2)
+            tmp[k] = ss / (block - 2)
             k += 1
         b0 += block
     if k == 0:
@@ -365,10 +367,9 @@ def ref_block_noise(x, i0, i1, block):
     if blocks.shape[0] == 0:
         return np.nan
     u = np.arange(block) - 0.5 * (block - 1)
-    design = np.c_[np.ones(block), u]
-    coef = np.linalg.lstsq(design, blocks.T, rcond=None)[0]
-    resid = blocks - (design @ coef).T
-    ms = np.maximum((resid**2).sum(axis=1), 0.0) / (block - 2)
+    slope = blocks @ u / np.dot(u, u)
+    resid = blocks - blocks.mean(axis=1, keepdims=True) - slope[:, None] * u[None, :]
+    ms = (resid**2).sum(axis=1) / (block - 2)
     rms = np.sort(np.sqrt(ms[ms > 0]))
     if rms.size == 0:
         return 0.0
@@ -388,13 +389,20 @@ def ref_settle_index(x, i0, i1, level, band, run):
 
 
 def ref_smooth_all(x, a, n, level, h):
-    """The smoothed deviation s[i - a] for every i in [a, n)."""
-    seg = np.asarray(x[a:n], dtype=np.float64) - level
-    c = np.concatenate(([0.0], np.cumsum(seg)))
-    i = np.arange(a, n)
-    lo = np.maximum(i - h, a)
-    hi = np.minimum(i + h + 1, n)
-    return (c[hi - a] - c[lo - a]) / (hi - lo)
+    """The smoothed deviation s[i - a] for every i in [a, n) (sums in the kernel's order, so a
+    clipped plateau keeps the same first minimum)."""
+    seg = np.asarray(x[a:n], dtype=np.float64)
+    m, w = seg.size, 2 * h + 1
+    out = np.empty(m)
+    for k in range(m):  # edges: windows shrunk to [a, n)
+        if h <= k < m - h:
+            continue
+        part = seg[max(k - h, 0) : min(k + h + 1, m)]
+        out[k] = np.cumsum(part)[-1] / part.size - level
+    if m > 2 * h:
+        sums = np.cumsum(sliding_window_view(seg, w), axis=1)[:, -1]
+        out[h : m - h] = sums * (1.0 / w) - level
+    return out
 
 
 def ref_window_noise(v, i0, i1):

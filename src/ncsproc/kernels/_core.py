@@ -440,6 +440,8 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
         level += lv
         vmin -= lv
         vpos -= lv
+        if lag < 0:
+            lag = 0
         drift, sig_r = decision_noise(quiet, 0, n_quiet, n_loc, lag, tmp)
         if not math.isfinite(drift):
             drift = 0.0

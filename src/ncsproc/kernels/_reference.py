@@ -268,7 +268,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
             q = q - lv
         level += lv
         vmin, vpos = s[p - a], s[pq - a]
-        drift, sig_r = ref_decision_noise(q if has_pre else s, 0, n_quiet, n_loc, lag)
+        drift, sig_r = ref_decision_noise(q if has_pre else s, 0, n_quiet, n_loc, max(lag, 0))
         if not np.isfinite(drift):
             drift = 0.0
         if not sig_r >= sig_s:
