@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -117,10 +118,13 @@ def tables(
     ev = evaluate_criteria(nerves, sets)
     evidence, levels, results = ev.evidence, ev.levels, ev.results
     patterns = classify(nerves, sets, results, rl)
+    fragile = _borderline_columns(nerves, sets, rl)
 
     nerves = _criteria_columns(nerves, results, sets)
     nerves = _order_nerve_columns(nerves, sets)
     exams = _exams_table(nerves, sets, levels, patterns, lim, rl)
+    if len(exams):
+        exams = exams.join(fragile, on="exam_id")
     return {
         "segments": feats.segments,
         "nerves": nerves,
@@ -128,6 +132,27 @@ def tables(
         "criteria": evidence,
         "sites": feats.sites,
     }
+
+
+BORDERLINE_COLUMNS = ("pattern_margin", "pattern_borderline", "pattern_alternative")
+"""Columns of ``exams`` from :func:`ncsproc.features.borderline.borderline` (after the others)."""
+
+
+def _borderline_columns(nerves: pd.DataFrame, sets, rules: PatternRules) -> pd.DataFrame:
+    """Margin, borderline flag and alternative patterns of every exam (empty if the rule file
+    uses a function the vectorised evaluation does not support)."""
+    from ._expr import RuleError
+    from .borderline import borderline
+
+    try:
+        out = borderline(nerves, sets, rules)
+    except RuleError:
+        exams = sorted(set(nerves["exam_id"]))
+        out = pd.DataFrame(
+            {"pattern_margin": np.nan, "pattern_borderline": pd.NA, "pattern_alternative": ""},
+            index=pd.Index(exams, name="exam_id"),
+        )
+    return out[list(BORDERLINE_COLUMNS)]
 
 
 def _criteria_columns(nerves: pd.DataFrame, results, sets) -> pd.DataFrame:
