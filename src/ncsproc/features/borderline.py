@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ._expr import TOLERANCE, RuleError
-from .criteria import CriteriaSet, Criterion
+from .criteria import CriteriaSet, Criterion, other_pool
 from .patterns import PatternRules
 
 __all__ = ["MEASUREMENT_ERROR", "MARGIN_SCALES", "borderline", "classify_vectorised"]
@@ -220,6 +220,8 @@ def _criterion(crit: Criterion, rows: _Rows) -> tuple[np.ndarray, np.ndarray]:
         met_s = np.where(can, met_s * s_c, met_s)
         met_p = np.where(can, np.maximum(met_p, p_c), met_p)
     excluded = np.isin(rows.nerve, list(crit.exclude_nerves))
+    if crit.only_nerves:
+        excluded |= ~np.isin(rows.nerve, list(crit.only_nerves))
     sure = met_s * ok_s * ~excluded
     poss = met_p * ok_p * ~excluded
     return sure, poss
@@ -270,6 +272,8 @@ class _Vectorised:
         key = (set_id, crit_id)
         if key not in self.crit_cache:
             cs = self.sets[set_id]
+            if cs.modality != "motor":
+                raise RuleError(f"{set_id}: only motor criteria sets are evaluated vectorised")
             if crit_id not in cs.criteria:
                 raise RuleError(f"met('{set_id}', criterion): unknown criterion {crit_id!r}")
             self.crit_cache[key] = _criterion(cs.criteria[crit_id], self.motor)
@@ -393,14 +397,7 @@ class _Vectorised:
                 crits = [c for c in cl.criteria if c not in without]
                 if not crits:
                     continue
-                pool = [
-                    c
-                    for c, cr in cs.criteria.items()
-                    if cr.counts_as_other
-                    and c not in cl.criteria
-                    and c not in cl.other_exclude
-                    and c not in without
-                ]
+                pool = other_pool(cs, cl, without)
                 for k, out in ((0, sure), (1, poss)):
                     in_c = np.zeros(g.n_units)
                     for c in crits:

@@ -122,7 +122,7 @@ def tables(
 
     nerves = _criteria_columns(nerves, results, sets)
     nerves = _order_nerve_columns(nerves, sets)
-    exams = _exams_table(nerves, sets, levels, patterns, lim, rl)
+    exams = _exams_table(nerves, sets, levels, patterns, lim, rl, results)
     if len(exams):
         exams = exams.join(fragile, on="exam_id")
     return {
@@ -155,6 +155,13 @@ def _borderline_columns(nerves: pd.DataFrame, sets, rules: PatternRules) -> pd.D
     return out[list(BORDERLINE_COLUMNS)]
 
 
+def _worst_status(tags) -> str:
+    from ._files import status_rank
+
+    tags = [t for t in tags if t]
+    return max(tags, key=status_rank) if tags else ""
+
+
 def _criteria_columns(nerves: pd.DataFrame, results, sets) -> pd.DataFrame:
     out = nerves.copy()
     by_study: dict[tuple[str, str, str], list[CriterionResult]] = {}
@@ -168,7 +175,7 @@ def _criteria_columns(nerves: pd.DataFrame, results, sets) -> pd.DataFrame:
         ):
             res = by_study.get((exam, study, cs.id), [])
             met_col.append(
-                ";".join(r.criterion for r in res if r.met) if modality == "motor" else ""
+                ";".join(r.criterion for r in res if r.met) if modality == cs.modality else ""
             )
             ne_col.append(
                 "; ".join(
@@ -192,8 +199,11 @@ def _order_nerve_columns(nerves: pd.DataFrame, sets) -> pd.DataFrame:
 
 
 def _exams_table(
-    nerves, sets, levels: dict[tuple[str, str], LevelResult], patterns, lim, rl
+    nerves, all_sets, levels: dict[tuple[str, str], LevelResult], patterns, lim, rl, results
 ) -> pd.DataFrame:
+    # motor sets keep the contract's place; sensory sets (issue 15) follow every other column
+    sets = [cs for cs in all_sets if cs.modality == "motor"]
+    extra_sets = [cs for cs in all_sets if cs.modality != "motor"]
     rows = []
     for exam, g in nerves.groupby("exam_id", sort=True):
         motor = g[g["modality"] == "motor"]
@@ -228,6 +238,15 @@ def _exams_table(
             n_sensory_studies=int((g["modality"] == "sensory").sum()),
             n_fwave_studies=int((g["modality"] == "fwave").sum()),
         )
+        for cs in extra_sets:
+            found = cs.findings(results.get((exam, cs.id), []), exam_id=exam)
+            row[cs.id] = found[0].level if found else cs.none_level
+            row[f"{cs.id}_findings"] = ";".join(f.level for f in found)
+            row[f"{cs.id}_status"] = _worst_status(t for f in found for t in f.statuses)
+            row[f"{cs.id}_evidence"] = _json(
+                [{"level": f.level, **c} for f in found for c in f.clauses]
+            )
+            row[f"{cs.id}_version"] = cs.label
         rows.append(row)
     cols = list(EXAM_COLUMNS) + [cs.id for cs in sets] + ["pattern_evidence"]
     df = pd.DataFrame(rows)
