@@ -98,7 +98,8 @@ def tables(
         Normal-limit file; default: ``ncsproc/data/limits/ncs-domain-4.toml`` (values of
         ncs-domain.md 4.4 are unconfirmed, tagged U, and every result records it).
     rules : path or PatternRules, optional
-        Pattern rule file; default: ``ncsproc/data/patterns/antimag-proposal.toml`` (proposal P).
+        Pattern rule file; default: ``ncsproc/data/patterns/antimag-proposal-v2.toml`` (proposal
+        P, version 2; ``antimag-proposal.toml`` is version 1).
     criteria : path, CriteriaSet or a sequence of them, optional
         Criteria sets; default: EFNS/PNS 2010 and EAN/PNS 2021 as shipped.
 
