@@ -18,6 +18,7 @@ from ncsproc.features._expr import Expression, compare
 from .builders import build_measures, motor_rows, sensory_rows
 
 DEFAULT_RULES = Path(load_rules().info.path)
+V1_RULES = DEFAULT_RULES.with_name("antimag-proposal.toml")
 
 
 def sensory_set(exam, amp=(30.0, 25.0, 12.0), status="ok"):
@@ -134,13 +135,13 @@ KINDS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifia
 def test_each_pattern_on_a_hand_built_exam(kind):
     ex = tables(build_measures(exam_rows(kind)))["exams"].iloc[0]
     assert ex["pattern"] == kind
-    assert ex["rules_version"] == "antimag-ncs-patterns@0.1.0"
+    assert ex["rules_version"] == "antimag-ncs-patterns@0.2.0"
     assert ex["rules_status"] == "P"
     assert ex["pattern_rule"] == kind
 
 
 def test_distal_pattern_evidence():
-    ex = tables(build_measures(exam_rows("distal_demyelinating")))["exams"].iloc[0]
+    ex = tables(build_measures(exam_rows("distal_demyelinating")), rules=V1_RULES)["exams"].iloc[0]
     evd = json.loads(ex["pattern_evidence"])
     assert evd["rule"] == "distal_demyelinating" and evd["status"] == "P"
     c = evd["counts"]["count(distal_nerve)"]
@@ -179,17 +180,21 @@ def test_inexcitable_nerves_make_an_exam_not_classifiable(n_inexcitable, expect)
 
 
 def test_fallback_when_features_fit_no_pattern():
-    # distal slowing in two nerves, but a conduction block elsewhere and nothing else
+    # distal slowing in two nerves, but a conduction block elsewhere and nothing else: v1 has
+    # no pattern for it; v2 counts the block as one nerve (no criterion reached) and keeps the
+    # distal call (issue 15)
     rows = motor_rows("E", "median", dml_ms=9.5, cv=44.0, amp_mv=5.0)
     rows += motor_rows("E", "ulnar", dml_ms=7.0, cv=45.0, amp_mv=6.0)
     rows += motor_rows("E", "peroneal", dml_ms=5.0, cv=45.0, amp_mv=[4.0, 2.0], segment_mm=300.0)
-    ex = tables(build_measures(rows))["exams"].iloc[0]
+    ex = tables(build_measures(rows), rules=V1_RULES)["exams"].iloc[0]
     assert ex["pattern"] == "not_classifiable" and ex["pattern_rule"] == "fallback"
+    ex = tables(build_measures(rows))["exams"].iloc[0]
+    assert ex["pattern"] == "distal_demyelinating"
 
 
 def test_swapping_the_rule_file_changes_the_definition_without_code(tmp_path):
     # a stricter published-style definition: DML >= 200 % ULN, TLI not used
-    text = DEFAULT_RULES.read_text()
+    text = V1_RULES.read_text()
     text = text.replace('version = "0.1.0"', 'version = "9.9"', 1)
     text = text.replace('id = "antimag-ncs-patterns"', 'id = "lab-strict"', 1)
     text = text.replace('value = 150.0\nsource = "S01"', 'value = 200.0\nsource = "S01"', 1)
@@ -228,7 +233,7 @@ def test_rule_language_refuses_code(expr):
 
 
 def test_rule_file_refuses_code_and_unknown_patterns(tmp_path):
-    text = DEFAULT_RULES.read_text()
+    text = V1_RULES.read_text()
     bad = tmp_path / "bad.toml"
     bad.write_text(
         text.replace('tli_reduced = "tli < tli_low"', "tli_reduced = \"__import__('os')\"", 1)

@@ -161,9 +161,14 @@ def test_no_response_study_is_not_evaluable_not_zero(motor, sensory, measures_of
     sur = n.loc["L_sural_sensory"]
     assert sur["study_status"] == "no_response" and np.isnan(sur["snap_amp_uv"])
     assert np.isnan(sur["amp_pct_lln"])
-    # criteria: nothing is "met" on an inexcitable nerve, the reason is recorded
+    # motor criteria: nothing is "met" on an inexcitable nerve, the reason is recorded; the
+    # sensory criteria count an absent SNAP as abnormal (ncs-domain.md 2.4)
     crit = out["criteria"]
-    assert not crit["met"].any()
+    sensory = crit["criteria_set"].str.endswith("_sensory")
+    assert not crit.loc[~sensory, "met"].any()
+    met = crit[sensory & crit["met"]]
+    assert set(met["criterion"]) <= {"snap_absent", "sparing_absent"}
+    assert set(met["study"]) == {"L_sural_sensory"} or met.empty
     assert (crit["state"] == "not_evaluable").sum() > 0
     assert "no_response" in per["efns_pns_2010_not_evaluated"]
 

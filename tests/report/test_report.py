@@ -198,7 +198,7 @@ def test_index_table_and_cohort_plots(sample_report):
     bins = re.findall(r'<g class="bins"[^>]*data-count="(\d+)"', index)
     assert sum(int(b) for b in bins) == len(sural)
     assert "Provenance" in index and "ncs-domain-4@1.0.0" in index
-    assert "antimag-ncs-patterns@0.1.0" in index and "efns_pns_2010@1.0.0" in index
+    assert "antimag-ncs-patterns@0.2.0" in index and "efns_pns_2010@1.1.0" in index
 
 
 def test_pages_are_self_contained(sample_report):

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
@@ -97,7 +98,8 @@ def tables(
         Normal-limit file; default: ``ncsproc/data/limits/ncs-domain-4.toml`` (values of
         ncs-domain.md 4.4 are unconfirmed, tagged U, and every result records it).
     rules : path or PatternRules, optional
-        Pattern rule file; default: ``ncsproc/data/patterns/antimag-proposal.toml`` (proposal P).
+        Pattern rule file; default: ``ncsproc/data/patterns/antimag-proposal-v2.toml`` (proposal
+        P, version 2; ``antimag-proposal.toml`` is version 1).
     criteria : path, CriteriaSet or a sequence of them, optional
         Criteria sets; default: EFNS/PNS 2010 and EAN/PNS 2021 as shipped.
 
@@ -117,10 +119,13 @@ def tables(
     ev = evaluate_criteria(nerves, sets)
     evidence, levels, results = ev.evidence, ev.levels, ev.results
     patterns = classify(nerves, sets, results, rl)
+    fragile = _borderline_columns(nerves, sets, rl)
 
     nerves = _criteria_columns(nerves, results, sets)
     nerves = _order_nerve_columns(nerves, sets)
-    exams = _exams_table(nerves, sets, levels, patterns, lim, rl)
+    exams = _exams_table(nerves, sets, levels, patterns, lim, rl, results)
+    if len(exams):
+        exams = exams.join(fragile, on="exam_id")
     return {
         "segments": feats.segments,
         "nerves": nerves,
@@ -128,6 +133,34 @@ def tables(
         "criteria": evidence,
         "sites": feats.sites,
     }
+
+
+BORDERLINE_COLUMNS = ("pattern_margin", "pattern_borderline", "pattern_alternative")
+"""Columns of ``exams`` from :func:`ncsproc.features.borderline.borderline` (after the others)."""
+
+
+def _borderline_columns(nerves: pd.DataFrame, sets, rules: PatternRules) -> pd.DataFrame:
+    """Margin, borderline flag and alternative patterns of every exam (empty if the rule file
+    uses a function the vectorised evaluation does not support)."""
+    from ._expr import RuleError
+    from .borderline import borderline
+
+    try:
+        out = borderline(nerves, sets, rules)
+    except RuleError:
+        exams = sorted(set(nerves["exam_id"]))
+        out = pd.DataFrame(
+            {"pattern_margin": np.nan, "pattern_borderline": pd.NA, "pattern_alternative": ""},
+            index=pd.Index(exams, name="exam_id"),
+        )
+    return out[list(BORDERLINE_COLUMNS)]
+
+
+def _worst_status(tags) -> str:
+    from ._files import status_rank
+
+    tags = [t for t in tags if t]
+    return max(tags, key=status_rank) if tags else ""
 
 
 def _criteria_columns(nerves: pd.DataFrame, results, sets) -> pd.DataFrame:
@@ -143,7 +176,7 @@ def _criteria_columns(nerves: pd.DataFrame, results, sets) -> pd.DataFrame:
         ):
             res = by_study.get((exam, study, cs.id), [])
             met_col.append(
-                ";".join(r.criterion for r in res if r.met) if modality == "motor" else ""
+                ";".join(r.criterion for r in res if r.met) if modality == cs.modality else ""
             )
             ne_col.append(
                 "; ".join(
@@ -167,8 +200,11 @@ def _order_nerve_columns(nerves: pd.DataFrame, sets) -> pd.DataFrame:
 
 
 def _exams_table(
-    nerves, sets, levels: dict[tuple[str, str], LevelResult], patterns, lim, rl
+    nerves, all_sets, levels: dict[tuple[str, str], LevelResult], patterns, lim, rl, results
 ) -> pd.DataFrame:
+    # motor sets keep the contract's place; sensory sets (issue 15) follow every other column
+    sets = [cs for cs in all_sets if cs.modality == "motor"]
+    extra_sets = [cs for cs in all_sets if cs.modality != "motor"]
     rows = []
     for exam, g in nerves.groupby("exam_id", sort=True):
         motor = g[g["modality"] == "motor"]
@@ -203,6 +239,15 @@ def _exams_table(
             n_sensory_studies=int((g["modality"] == "sensory").sum()),
             n_fwave_studies=int((g["modality"] == "fwave").sum()),
         )
+        for cs in extra_sets:
+            found = cs.findings(results.get((exam, cs.id), []), exam_id=exam)
+            row[cs.id] = found[0].level if found else cs.none_level
+            row[f"{cs.id}_findings"] = ";".join(f.level for f in found)
+            row[f"{cs.id}_status"] = _worst_status(t for f in found for t in f.statuses)
+            row[f"{cs.id}_evidence"] = _json(
+                [{"level": f.level, **c} for f in found for c in f.clauses]
+            )
+            row[f"{cs.id}_version"] = cs.label
         rows.append(row)
     cols = list(EXAM_COLUMNS) + [cs.id for cs in sets] + ["pattern_evidence"]
     df = pd.DataFrame(rows)

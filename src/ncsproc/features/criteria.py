@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -190,6 +190,7 @@ class Criterion:
     cutoffs: tuple[Cutoff, ...] = ()
     counts_as_other: bool = True
     note: str = ""
+    only_nerves: tuple[str, ...] = ()
 
     def evaluate(self, row: Mapping[str, Any]) -> CriterionResult:
         """Evaluate on one nerves-table row (a motor study)."""
@@ -225,6 +226,8 @@ class Criterion:
             tags = {"exclusion": self.exclude_status}
             res["source"] = self.exclude_source or self.source
             return done("excluded", f"{nerve} nerve excluded from this criterion")
+        if self.only_nerves and nerve not in self.only_nerves:
+            return done("excluded", f"applies to the {'/'.join(self.only_nerves)} nerves only")
         if _missing(value):
             status = row.get("study_status", "")
             extra = f" (study {status})" if status and status != "ok" else ""
@@ -289,11 +292,14 @@ class Clause:
     other_exclude: tuple[str, ...]
     source: str
     status: str
+    other_criteria: tuple[str, ...] = ()
 
     def text(self) -> str:
         plural = "s" if self.nerves > 1 else ""
         s = f"{' or '.join(self.criteria)} in >= {self.nerves} nerve{plural}"
-        if self.other_nerves:
+        if self.other_nerves and self.other_criteria:
+            s += f" + {' or '.join(self.other_criteria)} in >= {self.other_nerves} other nerve"
+        elif self.other_nerves:
             s += f" + another demyelinating parameter in >= {self.other_nerves} other nerve"
         return s
 
@@ -340,11 +346,13 @@ class LevelResult:
 class CriteriaSet:
     """A loaded criteria file. Use :func:`load_criteria`."""
 
-    def __init__(self, doc: dict, info: FileInfo):
+    def __init__(self, doc: dict, info: FileInfo, modality: str = "motor"):
         self.info = info
         meta = doc["meta"]
         self.id = info.id
-        where = f"criteria file {info.path}"
+        self.modality = modality
+        where = f"criteria file {info.path}" + ("" if modality == "motor" else f" [{modality}]")
+        self.nested = bool(meta.get("nested", True))
         self.levels_order = list(meta.get("levels", []))
         self.none_level = str(meta.get("none_level", "none"))
         self.description = str(meta.get("description", "")).strip()
@@ -407,6 +415,7 @@ class CriteriaSet:
             "cutoff",
             "counts_as_other",
             "note",
+            "only_nerves",
         }
         unknown = sorted(set(c) - known)
         if unknown:
@@ -493,6 +502,7 @@ class CriteriaSet:
             cutoffs=tuple(cutoffs),
             counts_as_other=bool(c.get("counts_as_other", True)),
             note=str(c.get("note", "")),
+            only_nerves=tuple(c.get("only_nerves", [])),
         )
 
     def _level(self, lv: Mapping, where: str) -> Level:
@@ -509,6 +519,9 @@ class CriteriaSet:
             excl = list(cl.get("other_exclude", []))
             if any(c not in self.criteria for c in excl):
                 raise RuleError(f"{w}: other_exclude names unknown criteria {excl!r}")
+            pool = list(cl.get("other_criteria", []))
+            if any(c not in self.criteria for c in pool):
+                raise RuleError(f"{w}: other_criteria names unknown criteria {pool!r}")
             n = cl.get("nerves", 1)
             m = cl.get("other_nerves", 0)
             if not (isinstance(n, int) and n >= 1 and isinstance(m, int) and m >= 0):
@@ -521,6 +534,7 @@ class CriteriaSet:
                     tuple(excl),
                     str(cl.get("source", lv.get("source", ""))),
                     check_status(cl.get("status"), w),
+                    tuple(pool),
                 )
             )
         if not clauses:
@@ -577,6 +591,22 @@ class CriteriaSet:
                 return LevelResult(self.id, exam_id, lv.name, found)
         return LevelResult(self.id, exam_id, self.none_level, [])
 
+    def findings(
+        self, results: Sequence[CriterionResult], *, exam_id: str = ""
+    ) -> list[LevelResult]:
+        """Every level reached, each tested on its own (for sets whose levels are independent
+        findings, ``nested = false``: the sensory demyelinating slowing, sural sparing, abnormal
+        conduction in 2 nerves), strongest first."""
+        out = []
+        for lv in self.levels:
+            sub = CriteriaSet.__new__(CriteriaSet)
+            sub.__dict__.update(self.__dict__)
+            sub.levels = [lv]
+            res = sub.level(results, exam_id=exam_id)
+            if res.level == lv.name:
+                out.append(res)
+        return out
+
     def _clause(self, clause: Clause, by_unit, without: set[str]) -> dict | None:
         crits = [c for c in clause.criteria if c not in without]
         if not crits:
@@ -584,14 +614,7 @@ class CriteriaSet:
         units_c = sorted(u for u, d in by_unit.items() if any(c in d for c in crits))
         if len(units_c) < clause.nerves:
             return None
-        pool = [
-            c
-            for c, crit in self.criteria.items()
-            if crit.counts_as_other
-            and c not in clause.criteria
-            and c not in clause.other_exclude
-            and c not in without
-        ]
+        pool = other_pool(self, clause, without)
         units_o = sorted(u for u, d in by_unit.items() if any(c in d for c in pool))
         if clause.other_nerves:
             first = [u for u in units_c if u not in units_o] + [u for u in units_c if u in units_o]
@@ -618,6 +641,39 @@ class CriteriaSet:
         }
 
 
+def other_pool(cs: CriteriaSet, clause: Clause, without=()) -> list[str]:
+    """The criteria that count as "another parameter" for a clause with ``other_nerves``:
+    the clause's ``other_criteria`` if given, else every criterion that ``counts_as_other``,
+    is not one of the clause's and not in its ``other_exclude``."""
+    if clause.other_criteria:
+        return [c for c in clause.other_criteria if c not in without]
+    return [
+        c
+        for c, crit in cs.criteria.items()
+        if crit.counts_as_other
+        and c not in clause.criteria
+        and c not in clause.other_exclude
+        and c not in without
+    ]
+
+
+def _sets_of(doc: dict, info: FileInfo) -> list[CriteriaSet]:
+    """The motor set of a criteria file and, if it has a [sensory] table, its sensory set
+    (id ``<id>_sensory``)."""
+    out = [CriteriaSet(doc, info)]
+    sens = doc.get("sensory")
+    if sens is not None:
+        if not isinstance(sens, dict) or "criterion" not in sens:
+            raise RuleError(
+                f"criteria file {info.path}: [sensory] needs [[sensory.criterion]] and "
+                "[[sensory.level]] tables"
+            )
+        meta = {**doc["meta"], "levels": [], **sens.get("meta", {})}
+        sinfo = replace(info, id=f"{info.id}_sensory", title=str(meta.get("title", info.title)))
+        out.append(CriteriaSet({**sens, "meta": meta}, sinfo, modality="sensory"))
+    return out
+
+
 def load_criteria(
     criteria: CriteriaSet
     | str
@@ -638,7 +694,7 @@ def load_criteria(
             out.append(it)
         else:
             doc, info = read_toml(it, "criteria")
-            out.append(CriteriaSet(doc, info))
+            out.extend(_sets_of(doc, info))
     ids = [c.id for c in out]
     if len(set(ids)) != len(ids):
         raise RuleError(f"criteria sets must have distinct ids, got {ids}")
@@ -678,11 +734,13 @@ def evaluate_criteria(nerves: pd.DataFrame, criteria=None) -> CriteriaEvaluation
         Criteria sets (objects or paths); default EFNS/PNS 2010 and EAN/PNS 2021 as shipped.
     """
     sets = load_criteria(criteria)
-    motor = nerves[nerves["modality"] == "motor"].sort_values(["exam_id", "study"], kind="stable")
+    ordered = nerves.sort_values(["exam_id", "study"], kind="stable")
     rows: list[dict] = []
     results: dict[tuple[str, str], list[CriterionResult]] = {}
-    for rec in motor.to_dict("records"):
+    for rec in ordered.to_dict("records"):
         for cs in sets:
+            if rec["modality"] != cs.modality:
+                continue
             res = cs.evaluate_study(rec)
             results.setdefault((rec["exam_id"], cs.id), []).extend(res)
             rows.extend(r.as_dict() for r in res)

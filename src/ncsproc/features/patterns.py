@@ -29,7 +29,9 @@ __all__ = ["PatternRules", "PatternResult", "load_rules", "PATTERNS", "DEFAULT_R
 PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
 """The contract's pattern vocabulary (interchange.md section 4)."""
 
-DEFAULT_RULES = ("patterns", "antimag-proposal.toml")
+DEFAULT_RULES = ("patterns", "antimag-proposal-v2.toml")
+"""Default rule file: version 2 (0.2.0), chosen because it recovers more patterns than v1 on
+every setting of the robustness sweep (formats/features.md); v1 stays loadable by name."""
 
 _NERVE_FUNCS = ("met", "met_any")
 _EXAM_FUNCS = ("count", "count_sensory", "reached", "level")
@@ -385,7 +387,7 @@ def _unit(row: Mapping) -> str:
 
 
 def load_rules(rules: PatternRules | str | os.PathLike | None = None) -> PatternRules:
-    """Load pattern rules: ``None`` = the ncs-domain.md 3.3 proposal shipped with ncsproc."""
+    """Load pattern rules: ``None`` = the ncs-domain.md 3.3 proposal v2 shipped with ncsproc."""
     if isinstance(rules, PatternRules):
         return rules
     path = data_path(*DEFAULT_RULES) if rules is None else rules

@@ -47,7 +47,12 @@ from .svg import (
 __all__ = ["build_report", "ReportResult", "exam_page_name"]
 
 MARKER_FILE = ".ncsproc-report"
-SET_NAMES = {"efns_pns_2010": "EFNS/PNS 2010", "ean_pns_2021": "EAN/PNS 2021"}
+SET_NAMES = {
+    "efns_pns_2010": "EFNS/PNS 2010",
+    "ean_pns_2021": "EAN/PNS 2021",
+    "efns_pns_2010_sensory": "EFNS/PNS 2010 sensory",
+    "ean_pns_2021_sensory": "EAN/PNS 2021 sensory",
+}
 PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
 MOTOR_NERVES = ("median", "ulnar", "peroneal", "tibial")
 LEVEL_RANK = {

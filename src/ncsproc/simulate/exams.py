@@ -56,7 +56,15 @@ from .waveforms import (
     waveform_truth,
 )
 
-__all__ = ["GroundTruth", "exam", "cohort", "MOTOR_STUDIES", "SENSORY_STUDIES", "FWAVE_STUDIES"]
+__all__ = [
+    "GroundTruth",
+    "exam",
+    "cohort",
+    "MOTOR_STUDIES",
+    "SENSORY_STUDIES",
+    "FWAVE_STUDIES",
+    "PHYSIOLOGY_KNOBS",
+]
 
 MOTOR_STUDIES = ("median_motor", "ulnar_motor", "peroneal_motor", "tibial_motor")
 SENSORY_STUDIES = ("median_sensory", "ulnar_sensory", "sural_sensory")
@@ -197,7 +205,19 @@ def _pct(a, b):
 class _ExamBuilder:
     """Accumulates the traces and truth rows of one exam (fixed order of random draws)."""
 
-    def __init__(self, pattern, rng, exam_id, subject_id, side, overrides, cfg, families=None):
+    def __init__(
+        self,
+        pattern,
+        rng,
+        exam_id,
+        subject_id,
+        side,
+        overrides,
+        cfg,
+        families=None,
+        knobs=None,
+        knob_rng=None,
+    ):
         self.pattern = pattern
         self.rng = rng
         # noise and shape families: (noise, options, shape, seed); their draws use own streams
@@ -211,7 +231,9 @@ class _ExamBuilder:
         self.o = overrides
         self.cfg = cfg
         self.rec = cfg["recording"]
-        self.pat = cfg["patterns"][pattern]
+        self.knobs = knobs or {}
+        self.knob_rng = knob_rng
+        self.pat = _pattern_with_knobs(cfg["patterns"][pattern], pattern, self.knobs)
         self.lim = cfg["limits"]
         self.traces: list[dict] = []
         self.studies: list[dict] = []
@@ -382,6 +404,9 @@ class _ExamBuilder:
             nerve.add_dispersion(rng, 1, frac, lo, hi)
         if "block" in lesion:
             nerve.add_block(rng, 1, lesion["block"])
+        leg = self.knobs.get("leg_dispersion")
+        if leg is not None and key in leg and "dispersion" not in lesion:
+            _physiological_dispersion(self.knob_rng, nerve, shapes, leg[key])
         lat = nerve.latencies()
         # scale the unit amplitudes to the distal amplitude
         distal = build_response(lat[:, 0], shapes)
@@ -390,9 +415,13 @@ class _ExamBuilder:
         self.nerves[key] = nerve
         study = self._study_name(nerve_name, "motor")
         responses, truths = [], []
+        inexcitable = self._inexcitable(key)
         for k in range(nerve.n_sites):
             mask = nerve.present(k)
-            r = build_response(lat[mask, k], nerve.shapes.take(mask))
+            if inexcitable:
+                r = Response(None)
+            else:
+                r = build_response(lat[mask, k], nerve.shapes.take(mask))
             responses.append(r)
             tr = waveform_truth(r)
             tr["has_response"] = not r.empty
@@ -402,7 +431,7 @@ class _ExamBuilder:
         self.distal[key] = (responses[0], truths[0])
         # recording
         fs = float(self.rec["motor_sampling_rate"]["value"])
-        needed = max(_end(t) for t in truths) + 3e-3
+        needed = (0.0 if inexcitable else max(_end(t) for t in truths)) + 3e-3
         sweep = _pick_sweep(needed, self.rec["motor_sweeps"]["value"])
         pre = self._pretrigger()
         for k, site in enumerate(an["sites"]):
@@ -485,7 +514,16 @@ class _ExamBuilder:
             min_cv_pct_lln=_pct(float(seg_cv.min()), lim["cv_lln"]["value"]),
             amp_pct_lln=_pct(float(amp[0]), lim["amplitude_lln"]["value"]),
         )
+        if inexcitable:
+            row.update(has_response=False, amp_pct_lln=0.0)
         self.studies.append(row)
+
+    def _inexcitable(self, key: str) -> bool:
+        """Whether the ``inexcitable`` knob makes this motor study a no-response study."""
+        knob = self.knobs.get("inexcitable")
+        if knob is None or key not in knob["studies"]:
+            return False
+        return bool(self.knob_rng.uniform() < float(knob["probability"]["value"]))
 
     # -- F waves ---------------------------------------------------------------------------
     def fwave(self, key: str, height_m: float) -> None:
@@ -658,6 +696,79 @@ class _ExamBuilder:
         )
 
 
+PHYSIOLOGY_KNOBS = (
+    "leg_dispersion",
+    "distal_dispersion",
+    "partial_block",
+    "inexcitable",
+    "axonal_slowing",
+    "mixed",
+)
+"""Robustness knobs of ``patterns.toml`` ``[physiology.<knob>]`` (see :func:`exam`)."""
+
+
+def _active_knobs(cfg: Mapping, physiology, pattern: str) -> dict[str, dict]:
+    """The knobs asked for that apply to ``pattern``: ``{name: its table of patterns.toml}``."""
+    if physiology is None:
+        return {}
+    names = [physiology] if isinstance(physiology, str) else list(physiology)
+    if isinstance(physiology, Mapping):
+        names = [k for k, v in physiology.items() if v]
+    table = cfg.get("physiology", {})
+    unknown = sorted(set(names) - set(table))
+    if unknown:
+        raise ValueError(
+            f"unknown physiology knob(s) {unknown}; patterns.toml [physiology] has {sorted(table)}"
+        )
+    return {n: table[n] for n in names if pattern in table[n]["patterns"]}
+
+
+def _pattern_with_knobs(pat: Mapping, pattern: str, knobs: Mapping[str, Mapping]) -> Mapping:
+    """The pattern's parameters with the ``overrides`` of the active knobs merged in."""
+    out = None
+    for knob in knobs.values():
+        over = knob.get("overrides", {}).get(pattern)
+        if not over:
+            continue
+        if out is None:
+            out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in pat.items()}
+        for study, params in over.items():
+            out.setdefault(study, {}).update(params)
+    return pat if out is None else out
+
+
+def _physiological_dispersion(rng, nerve: MotorNerve, shapes, spec: Mapping) -> None:
+    """Spread the proximal-segment conduction times of a leg nerve to a drawn duration increase.
+
+    Every unit but the fastest ``fast_spared`` fraction is slowed in segment 1 by a factor
+    ``1 / (1 + w u)`` with ``u ~ U(0, 1)`` per unit; ``w`` is solved (bisection) so that the
+    proximal CMAP's total duration exceeds the distal one by the drawn ``td_pct``. The fastest
+    units keep their velocity, so onsets, CV and TLI are unchanged.
+    """
+    target = draw_param(rng, spec["td_pct"])
+    u = rng.uniform(0.0, 1.0, len(nerve.cv))
+    spared = nerve.cv >= np.quantile(nerve.cv, 1.0 - float(spec["fast_spared"]["value"]))
+    u[spared] = 0.0
+    d0 = waveform_truth(build_response(nerve.latencies()[:, 0], shapes))["total_duration"]
+
+    def td_pct(w: float) -> float:
+        nerve.slow[:, 1] = 1.0 / (1.0 + w * u)
+        lat = nerve.latencies()[:, 1]
+        mask = nerve.present(1)
+        d1 = waveform_truth(build_response(lat[mask], shapes.take(mask)))["total_duration"]
+        return 100.0 * (d1 / d0 - 1.0)
+
+    lo, hi = 0.0, 2.0
+    for _ in range(12):  # w to 0.05 %: far finer than the drawn range
+        mid = 0.5 * (lo + hi)
+        if td_pct(mid) < target:
+            lo = mid
+        else:
+            hi = mid
+    td_pct(0.5 * (lo + hi))
+    nerve.dispersion_fraction[1] = float(np.mean(u > 0))
+
+
 def exam(
     pattern: str,
     *,
@@ -677,6 +788,7 @@ def exam(
     shape: str = "standard",
     noise_options: Mapping | None = None,
     config: Mapping | None = None,
+    physiology=None,
 ) -> tuple[xr.Dataset, GroundTruth]:
     """Simulate one exam of a pattern, with its exact ground truth.
 
@@ -714,6 +826,16 @@ def exam(
     config : mapping, optional
         A parameter set shaped like :func:`load_patterns` (default: ``patterns.toml``), e.g.
         with some parameters fixed for a follow-up visit (:mod:`ncsproc.simulate.followup`).
+    physiology : str, sequence of str or mapping {str: bool}, optional
+        Robustness knobs of ``patterns.toml`` ``[physiology.<knob>]`` (:data:`PHYSIOLOGY_KNOBS`):
+        ``leg_dispersion`` (physiological proximal dispersion of the peroneal and tibial CMAPs,
+        every pattern), ``distal_dispersion`` (dispersed distal CMAPs, anti-MAG exams),
+        ``partial_block`` (block in one or two nerves, CIDP-like exams), ``inexcitable`` (an
+        inexcitable peroneal nerve), ``axonal_slowing`` (axonal exams with very low amplitudes
+        and mild slowing), ``mixed`` (distal accentuation plus mild proximal slowing). A knob
+        applies only to the patterns its table lists. None (default): no knob; the exam is
+        bit-identical to one simulated without this option. Knob draws come from their own
+        random stream (a child of ``seed``), so the exam's other draws do not move.
 
     Returns
     -------
@@ -747,7 +869,25 @@ def exam(
         pretrigger=pretrigger,
         clip=clip,
     )
-    b = _ExamBuilder(pattern, rng, exam_id, subject_id, side, overrides, cfg, families)
+    knobs = _active_knobs(cfg, physiology, pattern)
+    knob_rng = None
+    if knobs:
+        ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        knob_rng = np.random.default_rng(
+            np.random.SeedSequence(ss.entropy, spawn_key=(*ss.spawn_key, 0x0B0B))
+        )
+    b = _ExamBuilder(
+        pattern,
+        rng,
+        exam_id,
+        subject_id,
+        side,
+        overrides,
+        cfg,
+        families,
+        knobs=knobs,
+        knob_rng=knob_rng,
+    )
     rec = cfg["recording"]
     age = draw_param(rng, rec["age"])
     height = draw_param(rng, rec["height"])
@@ -783,7 +923,11 @@ def exam(
         record=[t["record"] for t in tr],
         trace=ids,
         dtype=dtype,
-        attrs={"source": "ncsproc.simulate.exam", "simulate_pattern": pattern},
+        attrs={
+            "source": "ncsproc.simulate.exam",
+            "simulate_pattern": pattern,
+            **({"simulate_physiology": ",".join(sorted(knobs))} if knobs else {}),
+        },
         history=f"ncsproc.simulate.exam({pattern!r})",
     )
     truth_ds = truth_dataset(ids, [t["truth"] for t in tr], attrs={"simulate_pattern": pattern})
