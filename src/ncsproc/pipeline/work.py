@@ -220,9 +220,17 @@ def build_dataset(files: list[FileData], history: str):
     )
 
 
+def read_file(path: str, *, pseudonymizer=None, date_precision: str = "day"):
+    """One input file as plain arrays (:func:`ncsproc.formats.read_raw`): the raw layer, so
+    that a task builds one xarray object for all its files instead of one per file."""
+    from ..formats import read_raw
+
+    return read_raw(path, pseudonymizer=pseudonymizer, date_precision=date_precision)
+
+
 def _read_exam(job: ExamJob, manifest: bool, settings=None):
     """Read the files of one exam: (file arrays, file errors, files skipped)."""
-    from ..formats import detect, read
+    from ..formats import detect
     from ..unknowns import missing_metadata
 
     files, errors, skipped = [], [], 0
@@ -237,7 +245,7 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
                 skipped += 1
                 continue
         try:
-            ds = read(
+            ds = read_file(
                 f.path,
                 pseudonymizer=getattr(settings, "pseudonymizer", None),
                 # the full date stays in the worker: _exam_dates reduces or shifts it
