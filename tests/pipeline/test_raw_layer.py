@@ -12,7 +12,7 @@ SAMPLES = Path(__file__).resolve().parents[2] / "data_samples" / "simulated"
 TABLES = ("responses", "segments", "nerves", "exams", "errors", "criteria", "sites")
 
 
-def _via_public_read(path, *, pseudonymizer=None, date_precision="day"):
+def _via_public_read(path, *, format=None, pseudonymizer=None, date_precision="day"):
     """The reference: the public xarray reader, taken apart afterwards."""
     import ncsproc
     from ncsproc.schema import RawTraces

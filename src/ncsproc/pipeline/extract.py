@@ -26,6 +26,7 @@ from .._version import __version__
 from .catalog import Catalog
 from .execute import resolve_scheduler
 from .followup import write_followup
+from .hashindex import HashIndex
 from .inputs import ExamJob, UsageError, describe_not_read, hash_exams, plan_inputs
 from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
 from .parts import read_part_head
@@ -150,14 +151,24 @@ class _DirLock:
             self.fh.close()
 
 
-def _verify(path: Path, sha256: str) -> dict | None:
-    """The part's head when the file is there and its SHA-256 matches, else None."""
+def _indexed_sha256(index: HashIndex, path: Path) -> str | None:
     try:
-        data = path.read_bytes()
+        return index.sha256(str(path))
     except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() != sha256:
+
+
+def _verify(path: Path, sha256: str, index: HashIndex) -> dict | None:
+    """The part's head when the file is there and its SHA-256 matches, else None (the
+    SHA-256 of a part unchanged since its last check comes from the index: a rerun stats
+    its parts instead of reading them)."""
+    try:
+        digest = index.sha256(str(path))
+    except OSError:
         return None
+    if digest != sha256:
+        return None
+    index.remember(str(path), digest)  # a part of this run's cache: trusted once checked
     try:
         return read_part_head(path)
     except (OSError, ValueError):
@@ -271,7 +282,8 @@ def extract(
     timings["plan"] = time.perf_counter() - t0
     valid = [e for e in plan.exams if e.problem is None]
     t0 = time.perf_counter()
-    hash_exams(valid, settings.sha256)
+    index = HashIndex(cache / "hash-index.json")
+    hash_exams(valid, settings.sha256, index=index)
     review_errors = _assign_overrides(review, plan.exams, valid)
     timings["hash"] = time.perf_counter() - t0
     logger.info(
@@ -430,7 +442,7 @@ def extract(
             row = jr[1]
             if row is None or not row.get("part"):
                 return None
-            return _verify(parts_dir / row["part"], row["part_sha256"])
+            return _verify(parts_dir / row["part"], row["part_sha256"], index)
 
         def verified_heads():  # SHA-256 checks in a few threads, a bounded window at a time
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -508,9 +520,9 @@ def extract(
             )
         )
         if up_to_date:
-            from .outputs import _sha256
-
-            up_to_date = all(_sha256(out / n)[0] == p["sha256"] for n, p in previous.items())
+            up_to_date = all(
+                _indexed_sha256(index, out / n) == p["sha256"] for n, p in previous.items()
+            )
         if up_to_date:
             result.outputs_written = False
             logger.info("outputs are up to date; nothing written")
@@ -526,7 +538,10 @@ def extract(
                 review=None if review is None else {"sha256": review.sha256},
             )
             catalog.set_outputs(run_id, plan_sha, written)
+            for name, entry in written.items():
+                index.remember(str(out / name), entry[0])
         _write_provenance(out, valid, settings, review)
+        index.save()
         timings["merge"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         write_followup(out, exam_days, parquet=bool(parquet))
