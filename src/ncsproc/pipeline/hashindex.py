@@ -6,8 +6,9 @@ was hashed with, as ``git`` and ``make`` trust them. An input hashed less than t
 after its last modification is not remembered (a change right after could keep the same time
 stamp on a coarse clock), so it is hashed again next time. Files the pipeline wrote itself
 into its locked output folder (parts, tables) are remembered with the SHA-256 it computed.
-Stored in ``DIR/.ncsproc/hash-index.json``; a missing, unreadable or foreign file is an empty
-index (everything is hashed).
+Stored in ``DIR/.ncsproc/hash-index.json``, keyed by the SHA-256 of each file's path (the
+output folder holds no absolute path); a missing, unreadable or foreign file is an empty index
+(everything is hashed).
 """
 
 from __future__ import annotations
@@ -21,8 +22,12 @@ from pathlib import Path
 
 __all__ = ["HashIndex", "file_sha256"]
 
-FORMAT = "ncsproc-hash-index/1"
+FORMAT = "ncsproc-hash-index/2"
 _RACY_NS = 2_000_000_000
+
+
+def _key(path: str) -> str:
+    return hashlib.sha256(os.fsencode(path)).hexdigest()[:32]
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -67,7 +72,8 @@ class HashIndex:
         """
         st = os.stat(path)
         signature = [st.st_size, st.st_mtime_ns, st.st_ino]
-        entry = self._known.get(path)
+        key = _key(path)
+        entry = self._known.get(key)
         if entry is not None and entry[:3] == signature:
             digest, stable = entry[3], True
         else:
@@ -77,7 +83,7 @@ class HashIndex:
                 self.n_hashed += 1
         if stable:
             with self._lock:
-                self._seen[path] = [*signature, digest]
+                self._seen[key] = [*signature, digest]
         return digest
 
     def remember(self, path: str, sha256: str) -> None:
@@ -87,7 +93,7 @@ class HashIndex:
         except OSError:
             return
         with self._lock:
-            self._seen[path] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256]
+            self._seen[_key(path)] = [st.st_size, st.st_mtime_ns, st.st_ino, sha256]
 
     def save(self) -> None:
         """Write the entries of the files met in this run (atomically; best effort)."""
