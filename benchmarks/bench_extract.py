@@ -113,9 +113,7 @@ def raw_read(path: Path) -> np.ndarray:
 
     def field(w):
         return [
-            b[off + k * w + i * w : off + k * w + (i + 1) * w]
-            for k in range(1)
-            for i in range(ns)
+            b[off + k * w + i * w : off + k * w + (i + 1) * w] for k in range(1) for i in range(ns)
         ]
 
     labels = field(16)
