@@ -10,7 +10,11 @@ on 2 cores):
   whole extract to it;
 * where the time goes inside a task (read, measure, features, part), from one profiled task;
 * peak resident memory (``ru_maxrss``) of the client process and of the largest worker, each
-  run in a subprocess, at N and (``--big``) at 10 x N exams.
+  run in a subprocess, at N and (``--big``) at 10 x N exams;
+* the same extract on a dask.distributed LocalCluster of 2 worker processes (127.0.0.1 only),
+  a rerun of the finished cohort (everything cached), and the start time of ``ncsproc --help``
+  and ``import ncsproc``;
+* one table of every measure next to its target (issue 16).
 
 Cohorts: ``--base`` unique exams are simulated (in parallel processes, ~70 ms per exam), then
 replicated under new exam ids up to the requested size: EDF files hard-linked (copied when
@@ -19,7 +23,8 @@ different exam to the pipeline (its content hash includes its id) with the same 
 work per exam is the real one; only the simulation time is saved. The cohorts are kept in
 ``--workdir`` and reused.
 
-Options: ``--exams N`` (default 1000), ``--big`` (also 10 x N for the memory growth),
+Options: ``--exams N`` (default 1000), ``--cohort DIR`` (measure an existing cohort instead,
+e.g. a held-out one from ``ncsproc simulate``), ``--big`` (also 10 x N for the memory growth),
 ``--quick`` (60 exams: proves the script works), ``--no-traces`` (tables only),
 ``--workdir DIR``.
 """
@@ -28,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -104,11 +110,12 @@ def raw_read(path: Path) -> np.ndarray:
     n_records = int(b[236:244])
     ns = int(b[252:256])
     off = 256
-    field = lambda w: [
-        b[off + k * w + i * w : off + k * w + (i + 1) * w]  # noqa: E731
-        for k in range(1)
-        for i in range(ns)
-    ]
+
+    def field(w):
+        return [
+            b[off + k * w + i * w : off + k * w + (i + 1) * w] for k in range(1) for i in range(ns)
+        ]
+
     labels = field(16)
     off += ns * 16 + ns * 80
     units = [x.strip() for x in field(8)]
@@ -149,6 +156,12 @@ import json, resource, sys, time
 from ncsproc.pipeline import extract
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])
+    cluster = client = None
+    if args["scheduler"] == "localcluster":  # workers on loopback only
+        from distributed import Client, LocalCluster
+        cluster = LocalCluster(n_workers=args.pop("workers"), threads_per_worker=1,
+                               host="127.0.0.1", dashboard_address=None, processes=True)
+        client = args["scheduler"] = Client(cluster)
     t0 = time.perf_counter()
     r = extract(**args)
     out = dict(seconds=time.perf_counter() - t0, timings=r.timings, n_exams=r.n_exams,
@@ -156,14 +169,27 @@ if __name__ == "__main__":
                client_maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                children_maxrss_kb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print("RESULT " + json.dumps(out))
+    if client is not None:
+        client.close()
+        cluster.close()
 """
 
 
 def run_extract(
-    cohort: Path, out: Path, *, scheduler="processes", workers=2, traces=True, batch_size=None
+    cohort: Path,
+    out: Path,
+    *,
+    scheduler="processes",
+    workers=2,
+    traces=True,
+    batch_size=None,
+    fresh=True,
 ) -> dict:
-    """One ``extract`` from scratch in a subprocess; its timings and peak memory."""
-    shutil.rmtree(out, ignore_errors=True)
+    """One ``extract`` (from scratch unless ``fresh`` is False: a rerun) in a subprocess; its
+    timings and peak memory. ``scheduler="localcluster"``: a distributed LocalCluster of
+    ``workers`` processes on 127.0.0.1, started in that subprocess."""
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     args = {
         "paths": [str(cohort)],
         "out": str(out),
@@ -218,7 +244,29 @@ def profile_task(cohort: Path, n: int = 8) -> dict:
         t0 = time.perf_counter()
         process_batch(batch, settings, tmp, True)
         t["whole task"] = time.perf_counter() - t0
-    return {k: v / len(batch) for k, v in t.items()}
+    per_exam = {k: v / len(batch) for k, v in t.items()}
+    n_files = sum(len(fl) for fl in files)
+    per_file_read = (t["read"] + t["build_dataset"]) / max(1, n_files)
+    return per_exam, per_file_read
+
+
+def start_times(repeat: int = 3) -> dict:
+    """Best wall time of ``ncsproc --help`` and ``python -c "import ncsproc"`` (new processes)."""
+    out = {}
+    for label, code in (
+        (
+            "ncsproc --help",
+            "import sys; from ncsproc.cli import main; sys.argv=['ncsproc', '--help']; main()",
+        ),
+        ("import ncsproc", "import ncsproc"),
+    ):
+        best = math.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+            best = min(best, time.perf_counter() - t0)
+        out[label] = best
+    return out
 
 
 def main(argv=None) -> int:
@@ -232,6 +280,9 @@ def main(argv=None) -> int:
     parser.add_argument("--big", action="store_true", help="also 10 x --exams (memory)")
     parser.add_argument("--quick", action="store_true", help="60 exams, smoke test")
     parser.add_argument("--no-traces", action="store_true")
+    parser.add_argument(
+        "--cohort", help="an existing cohort folder (e.g. from `ncsproc simulate`) to measure"
+    )
     parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "ncsproc-bench"))
     args = parser.parse_args(argv)
     if args.quick:
@@ -246,12 +297,18 @@ def main(argv=None) -> int:
         f"{platform.machine()}, {os.cpu_count()} CPU(s) ({len(os.sched_getaffinity(0))} usable)"
     )
     t0 = time.perf_counter()
-    base = base_cohort(work, args.base)
-    cohort = replicate(base, work / f"cohort{args.exams}", args.exams)
-    print(
-        f"cohort: {args.exams} exams from {args.base} simulated ones "
-        f"({time.perf_counter() - t0:.0f} s to prepare) in {cohort}"
-    )
+    if args.cohort:
+        cohort = Path(args.cohort)
+        args.exams = sum(1 for p in cohort.iterdir() if p.is_dir())
+        base = None
+        print(f"cohort: {args.exams} exams in {cohort}")
+    else:
+        base = base_cohort(work, args.base)
+        cohort = replicate(base, work / f"cohort{args.exams}", args.exams)
+        print(
+            f"cohort: {args.exams} exams from {args.base} simulated ones "
+            f"({time.perf_counter() - t0:.0f} s to prepare) in {cohort}"
+        )
     files = sorted(cohort.rglob("*.edf"))
     floor = min(raw_floor(files) for _ in range(3))
     print(
@@ -259,40 +316,49 @@ def main(argv=None) -> int:
         f"({len(files) / floor:,.0f} files/s, {1e6 * floor / len(files):.0f} us per file)"
     )
 
-    rows = []
+    n_files = len(files)
+    starts = start_times()
     r2 = run_extract(cohort, work / "out2", workers=2, traces=traces)
+    rerun = run_extract(cohort, work / "out2", workers=2, traces=traces, fresh=False)
     r1 = run_extract(cohort, work / "out1", workers=1, traces=traces)
-    for label, r in (("2 workers", r2), ("1 worker", r1)):
-        rows.append((label, r))
+    rd = run_extract(cohort, work / "outd", scheduler="localcluster", workers=2, traces=traces)
+    for label, r in (
+        ("processes, 2 workers", r2),
+        ("processes, 1 worker", r1),
+        ("LocalCluster, 2 workers", rd),
+        ("rerun (all cached)", rerun),
+    ):
         print(
-            f"extract, processes, {label}: {r['seconds']:.1f} s "
-            f"({r['n_exams'] / r['seconds']:.1f} exams/s, {r['n_files'] / r['seconds']:.1f} "
-            f"files/s); phases "
-            + ", ".join(f"{k} {v:.1f} s" for k, v in r["timings"].items())
-            + f"; peak RSS client {r['client_maxrss_kb'] / 1024:.0f} MB, largest worker "
-            f"{r['children_maxrss_kb'] / 1024:.0f} MB"
+            f"extract, {label}: {r['seconds']:.2f} s; phases "
+            + ", ".join(f"{k} {v:.2f} s" for k, v in r["timings"].items())
+            + f"; peak RSS client {r['client_maxrss_kb'] / 1024:.0f} MB"
         )
-    print(
-        f"ratio whole extract (2 workers) / raw-read floor: {r2['seconds'] / floor:.0f} x "
-        f"(compute phase only: {r2['timings']['compute'] / floor:.0f} x)"
-    )
-    print(
-        f"speed-up 1 -> 2 workers: {r1['seconds'] / r2['seconds']:.2f} x whole run, "
-        f"{r1['timings']['compute'] / r2['timings']['compute']:.2f} x compute phase"
-    )
-    rt = run_extract(cohort, work / "outt", scheduler="threads", workers=2, traces=traces)
-    print(
-        f"extract, threads, 2 workers: {rt['seconds']:.1f} s "
-        f"(compute {rt['timings']['compute']:.1f} s)"
-    )
-    prof = profile_task(cohort)
+    prof, per_file_read = profile_task(cohort)
     print(
         "per exam inside a task (ms): " + ", ".join(f"{k} {1e3 * v:.1f}" for k, v in prof.items())
     )
-    if args.big:
+    floor_file = floor / n_files
+    overhead_us = 1e6 * (per_file_read - floor_file)
+    rerun_budget = 1.0 + 1e-4 * n_files
+    rows = [
+        ("whole extract, 2 workers (s)", f"{r2['seconds']:.2f}", ""),
+        ("raw-read floor, 1 process (s)", f"{floor:.2f}", ""),
+        ("ratio extract / floor", f"{r2['seconds'] / floor:.1f}x", "<= 25x (aim 5x)"),
+        ("files/s, 2 workers", f"{n_files / r2['seconds']:.0f}", ""),
+        ("per-file read overhead beyond the floor (us)", f"{overhead_us:.0f}", "<= 300"),
+        ("speed-up 1 -> 2 workers", f"{r1['seconds'] / r2['seconds']:.2f}x", ">= 1.8x"),
+        ("LocalCluster 2 workers, 127.0.0.1 (s)", f"{rd['seconds']:.2f}", ""),
+        ("rerun, everything cached (s)", f"{rerun['seconds']:.2f}", f"<= {rerun_budget:.2f}"),
+        ("ncsproc --help (s)", f"{starts['ncsproc --help']:.2f}", "< 0.5"),
+        ('python -c "import ncsproc" (s)', f"{starts['import ncsproc']:.2f}", "< 0.5"),
+    ]
+    if args.big and base is None:
+        print("--big needs a replicated cohort (no --cohort)")
+    elif args.big:
         big = replicate(base, work / f"cohort{10 * args.exams}", 10 * args.exams)
         rb = run_extract(big, work / "outbig", workers=2, traces=traces)
         growth = rb["client_maxrss_kb"] / r2["client_maxrss_kb"]
+        rows.append(("client peak RSS, 10x the exams / 1x", f"{growth:.2f}x", "<= 1.3x"))
         print(
             f"extract of {10 * args.exams} exams, 2 workers: {rb['seconds']:.0f} s "
             f"({rb['n_exams'] / rb['seconds']:.1f} exams/s); phases "
@@ -301,7 +367,17 @@ def main(argv=None) -> int:
             f"10 x the exams), largest worker {rb['children_maxrss_kb'] / 1024:.0f} MB"
         )
         shutil.rmtree(work / "outbig", ignore_errors=True)
-    for d in ("out1", "out2", "outt"):
+    load = os.getloadavg()
+    print(
+        f"\n{args.exams} exams, {n_files} files; load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min, {os.cpu_count()} CPUs)"
+    )
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'value':>9}  target")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>9}  {target}")
+    print("outputs identical to the public ncsproc.read path: tests/pipeline/test_raw_layer.py")
+    for d in ("out1", "out2", "outd"):
         shutil.rmtree(work / d, ignore_errors=True)
     _ = resource  # (ru_maxrss is read in the subprocesses)
     return 0

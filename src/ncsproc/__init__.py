@@ -22,6 +22,8 @@ _LAZY = {
     "UnsupportedFormatError": "ncsproc.errors",
     "QCWarning": "ncsproc.errors",
     "read": "ncsproc.formats",
+    "read_raw": "ncsproc.formats",
+    "RawTraces": "ncsproc.schema",
     "list_formats": "ncsproc.formats",
     "write": "ncsproc.storage",
     "write_edf": "ncsproc.formats.edf",

@@ -204,6 +204,7 @@ def make_trace_set(
     attrs: Mapping[str, object] | None = None,
     history: str = "make_trace_set",
     validate: bool = True,
+    raw: bool = False,
 ) -> xr.Dataset:
     """Build a valid trace set from arrays and metadata.
 
@@ -235,10 +236,13 @@ def make_trace_set(
         The first ``history`` line's step description.
     validate : bool
         Run :func:`validate_trace_set` on the result (default True).
+    raw : bool
+        Return the same trace set as a :class:`RawTraces` (plain numpy, no xarray object):
+        the readers' raw layer, for callers that gather many files into one Dataset.
 
     Returns
     -------
-    xarray.Dataset
+    xarray.Dataset or RawTraces
         The trace set.
     """
     dtype = np.dtype(dtype)
@@ -303,22 +307,122 @@ def make_trace_set(
             attrs_c["units"] = spec.units
         coords[spec.name] = ("trace", values[spec.name], attrs_c)
 
-    ds = xr.Dataset(
-        {
-            "signal": (
-                ("trace", "sample"),
-                data,
-                {"units": "V", "long_name": "voltage, active (G1) minus reference (G2)"},
-            )
-        },
-        coords=coords,
-    )
-    ds.attrs = {"schema": SCHEMA, "ncsproc_version": __version__, "history": history_line(history)}
+    ds_attrs = {"schema": SCHEMA, "ncsproc_version": __version__, "history": history_line(history)}
     if attrs:
-        ds.attrs.update(attrs)
+        ds_attrs.update(attrs)
+    out = RawTraces(data, dict(SIGNAL_ATTRS), coords, ds_attrs)
     if validate:
-        validate_trace_set(ds)
-    return ds
+        validate_trace_set(out)
+    return out if raw else out.to_dataset()
+
+
+SIGNAL_ATTRS = {"units": "V", "long_name": "voltage, active (G1) minus reference (G2)"}
+
+
+@dataclass(frozen=True, slots=True)
+class _Variable:
+    """The part of :class:`xarray.Variable` that the readers' completion and
+    :func:`validate_trace_set` use: dims, values, attrs."""
+
+    dims: tuple
+    values: np.ndarray
+    attrs: dict
+
+    @property
+    def dtype(self):
+        return self.values.dtype
+
+
+class RawTraces:
+    """A trace set as plain numpy arrays: what a reader's raw layer returns.
+
+    The same content as the trace set :func:`make_trace_set` builds (``signal`` in V, every
+    per-trace coordinate, the Dataset attributes), without an xarray object: building one per
+    file costs milliseconds, the raw read itself less. It offers the few Dataset members that
+    ``ncsproc.read``'s completion and :func:`validate_trace_set` use (``variables``,
+    ``sizes``, ``attrs``, ``data_vars``, ``assign_coords``, ``copy``, ``[name]``), so both
+    layers are completed and validated by the same code; :meth:`to_dataset` makes the
+    Dataset.
+
+    Parameters
+    ----------
+    signal : ndarray (trace, sample)
+        NaN-padded voltages.
+    signal_attrs : dict
+        Attributes of ``signal``.
+    coords : dict
+        ``{name: ("trace", values, attrs)}`` in coordinate order.
+    attrs : dict
+        Dataset attributes.
+    """
+
+    __slots__ = ("variables", "attrs")
+
+    def __init__(self, signal: np.ndarray, signal_attrs: dict, coords: Mapping, attrs: dict):
+        variables = {"signal": _Variable(("trace", "sample"), signal, signal_attrs)}
+        for name, (dims, values, a) in coords.items():
+            variables[name] = _Variable(_dims(dims), values, a)
+        self.variables = variables
+        self.attrs = attrs
+
+    @property
+    def data_vars(self) -> tuple[str, ...]:
+        return ("signal",)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        shape = self.variables["signal"].values.shape
+        return {"trace": shape[0], "sample": shape[1]}
+
+    def __getitem__(self, name: str) -> _Variable:
+        return self.variables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.variables
+
+    def _coords(self) -> dict:
+        return {n: (v.dims, v.values, v.attrs) for n, v in self.variables.items() if n != "signal"}
+
+    def assign_coords(self, coords: Mapping | None = None, **named) -> RawTraces:
+        """A new RawTraces with ``coords`` (``{name: (dims, values[, attrs])}``, or as keyword
+        arguments) set: existing ones replaced in place, new ones appended (as
+        :meth:`xarray.Dataset.assign_coords`)."""
+        signal = self.variables["signal"]
+        merged = self._coords()
+        for name, spec in {**(coords or {}), **named}.items():
+            dims, values, *rest = spec
+            merged[name] = (dims, np.asarray(values), dict(rest[0]) if rest else {})
+        return RawTraces(signal.values, signal.attrs, merged, dict(self.attrs))
+
+    def copy(self) -> RawTraces:
+        """A shallow copy (arrays shared, attribute dicts new)."""
+        signal = self.variables["signal"]
+        return RawTraces(signal.values, dict(signal.attrs), self._coords(), dict(self.attrs))
+
+    def to_dataset(self) -> xr.Dataset:
+        """The trace set as an :class:`xarray.Dataset`."""
+        signal = self.variables["signal"]
+        ds = xr.Dataset(
+            {"signal": (signal.dims, signal.values, signal.attrs)}, coords=self._coords()
+        )
+        ds.attrs = dict(self.attrs)
+        return ds
+
+    @classmethod
+    def from_dataset(cls, ds: xr.Dataset) -> RawTraces:
+        """The signal, the per-trace coordinates and the attributes of a trace set."""
+        var = ds.variables
+        coords = {
+            name: (var[name].dims, np.asarray(var[name].values), dict(var[name].attrs))
+            for name in ds.coords
+            if var[name].dims == ("trace",)
+        }
+        signal = var["signal"]
+        return cls(np.asarray(signal.values), dict(signal.attrs), coords, dict(ds.attrs))
+
+
+def _dims(dims) -> tuple:
+    return (dims,) if isinstance(dims, str) else tuple(dims)
 
 
 def validate_trace_set(
@@ -328,7 +432,7 @@ def validate_trace_set(
 
     Parameters
     ----------
-    ds : xarray.Dataset
+    ds : xarray.Dataset or RawTraces
         The trace set.
     check_data : bool
         Also check the samples (NaN padding after ``n_samples``); this reads the whole
@@ -342,7 +446,7 @@ def validate_trace_set(
         Listing every problem found.
     """
     problems: list[str] = []
-    if not isinstance(ds, xr.Dataset):
+    if not isinstance(ds, (xr.Dataset, RawTraces)):
         raise SchemaError(f"expected an xarray.Dataset, got {type(ds).__name__}")
     where = f" ({source})" if source else ""
 

@@ -115,6 +115,20 @@ def check_deterministic(reader, path: Path, folder: Path) -> None:
     xr.testing.assert_identical(_without_stamps(a), _without_stamps(b))
 
 
+def check_raw_layer(reader, path: Path, folder: Path) -> None:
+    """``read_raw`` (the raw layer the cohort pipeline uses) gives what the Dataset path gives:
+    the reader's ``load`` completed by ``read``'s sidecar, privacy and validation steps."""
+    import xarray as xr
+
+    from .formats import _complete, read_raw
+    from .schema import RawTraces
+
+    raw = read_raw(path, format=reader.name)
+    assert isinstance(raw, RawTraces), f"{reader.name}: read_raw gave {type(raw).__name__}"
+    via_load = _complete(reader.load(path), path, reader)
+    xr.testing.assert_identical(_without_stamps(raw.to_dataset()), _without_stamps(via_load))
+
+
 def check_hdf5_roundtrip(reader, path: Path, folder: Path) -> None:
     """Native write then read gives the identical Dataset."""
     import xarray as xr
@@ -177,6 +191,7 @@ CHECKS: dict[str, Callable] = {
     "voltages": check_voltages,
     "time_axis": check_time_axis,
     "deterministic": check_deterministic,
+    "raw_layer": check_raw_layer,
     "hdf5_roundtrip": check_hdf5_roundtrip,
     "privacy": check_privacy,
     "dispatch": check_dispatch,

@@ -40,7 +40,7 @@ def _bad_reader(tmp_path, transform):
     import dataclasses
 
     base = READERS["edf+d"]
-    return dataclasses.replace(base, name="edf+d", load=lambda p: transform(base.load(p)))
+    return dataclasses.replace(base, name="edf+d", load=lambda p: transform(base.load(p)), raw=None)
 
 
 def test_voltage_check_catches_millivolts_taken_as_volts(tmp_path, monkeypatch):

@@ -66,6 +66,11 @@ class Reader:
         is None). ``patient_id`` becomes a keyed pseudonym (``subject_id``) only through
         :func:`read`'s ``pseudonymizer``; ``exam_date`` becomes the optional ``exam_date``
         coordinate, reduced to ``read``'s ``date_precision``. None for formats without them.
+    raw : callable, optional
+        ``raw(path) -> ncsproc.schema.RawTraces``: the reader's raw layer, the same trace set
+        as ``load`` as plain numpy arrays (no xarray object, no validation beyond the format's
+        own). :func:`read_raw` (the cohort pipeline) uses it; ``load`` must equal
+        ``raw(path).to_dataset()``. None: :func:`read_raw` converts ``load``'s Dataset.
     """
 
     name: str
@@ -79,6 +84,7 @@ class Reader:
     sidecar_keys: tuple[str, ...] = ()
     function: str | None = None
     identity: Callable[[Path], dict | None] | None = None
+    raw: Callable[[Path], object] | None = None
 
     @property
     def function_name(self) -> str:
@@ -190,6 +196,34 @@ def read(
         the file, facts the trace set needs are missing from both, or a ``subject_id`` given
         for the file is its raw patient identifier.
     """
+    return _read(path, format, pseudonymizer, date_precision, raw=False)
+
+
+def read_raw(
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    pseudonymizer=None,
+    date_precision: str = "year",
+):
+    """:func:`read` without the xarray object: the raw layer that the cohort pipeline uses.
+
+    Same detection, sidecar, privacy boundary and validation as :func:`read`, and the same
+    content (``read_raw(p).to_dataset()`` equals ``read(p)``), as a
+    :class:`~ncsproc.schema.RawTraces` of plain numpy arrays. Readers with a raw layer
+    (``Reader.raw``: EDF, EDF+D) never build a Dataset; for the others the Dataset that
+    ``load`` returns is taken apart.
+
+    Parameters and errors: as :func:`read`.
+
+    Returns
+    -------
+    ncsproc.schema.RawTraces
+    """
+    return _read(path, format, pseudonymizer, date_precision, raw=True)
+
+
+def _read(path, format, pseudonymizer, date_precision: str, raw: bool):
     from ..privacy import DATE_PRECISIONS
 
     if date_precision not in DATE_PRECISIONS:
@@ -221,11 +255,18 @@ def read(
         if reader.kind != "traces":
             continue
         try:
-            ds = reader.load(path)
+            # read() goes through the reader's public load (a Dataset), read_raw() through its
+            # raw layer when it has one
+            ds = reader.raw(path) if raw and reader.raw is not None else reader.load(path)
         except FormatError as exc:
             failures.append((reader, exc))
             continue
-        return _complete(ds, path, reader, pseudonymizer, date_precision)
+        ds = _complete(ds, path, reader, pseudonymizer, date_precision)
+        if raw:
+            from ..schema import RawTraces
+
+            return ds if isinstance(ds, RawTraces) else RawTraces.from_dataset(ds)
+        return ds
     if len(failures) == 1:
         raise failures[0][1]
     raise FormatError(
@@ -235,7 +276,8 @@ def read(
 
 
 class _CoordUpdates:
-    """Per-trace coordinate changes of a trace set, collected and then applied at once.
+    """Per-trace coordinate changes of a trace set (a Dataset or a
+    :class:`~ncsproc.schema.RawTraces`), collected and then applied at once.
 
     Each ``assign_coords`` re-merges and re-aligns every coordinate of the Dataset, so the steps
     of :func:`_complete` (sidecar, default ids, privacy) record their new values here and
@@ -273,7 +315,8 @@ class _CoordUpdates:
 def _complete(
     ds: xr.Dataset, path: Path, reader: Reader, pseudonymizer=None, date_precision: str = "year"
 ) -> xr.Dataset:
-    """Sidecar, default ids, privacy, validation: the same for every reader."""
+    """Sidecar, default ids, privacy, validation: the same for every reader (and for a
+    Dataset or a :class:`~ncsproc.schema.RawTraces` alike: the same type comes back)."""
     from ..schema import validate_trace_set
     from ._sidecar import load_sidecar, sidecar_updates
 

@@ -246,10 +246,13 @@ def resolve_scheduler(scheduler=None, workers: int | None = None) -> Runner:
         raise SchedulerError(f"workers must be >= 1, got {workers}")
     if scheduler is None:
         scheduler = "threads"
-    try:
-        from distributed import Client
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        Client = None
+    if isinstance(scheduler, str) and scheduler.strip().lower() in LOCAL_SCHEDULERS:
+        Client = None  # a local scheduler: dask.distributed (~1 s to import) is not needed
+    else:
+        try:
+            from distributed import Client
+        except ImportError:  # pragma: no cover - distributed is a dependency
+            Client = None
     if Client is not None and isinstance(scheduler, Client):
         if workers is not None:
             logger.info("--workers is ignored for a distributed cluster (it has its own)")

@@ -26,6 +26,7 @@ from .._version import __version__
 from .catalog import Catalog
 from .execute import resolve_scheduler
 from .followup import write_followup
+from .hashindex import HashIndex
 from .inputs import ExamJob, UsageError, describe_not_read, hash_exams, plan_inputs
 from .outputs import TABLE_FILES, CohortSchema, merge_outputs, parquet_available
 from .parts import read_part_head
@@ -150,14 +151,24 @@ class _DirLock:
             self.fh.close()
 
 
-def _verify(path: Path, sha256: str) -> dict | None:
-    """The part's head when the file is there and its SHA-256 matches, else None."""
+def _indexed_sha256(index: HashIndex, path: Path) -> str | None:
     try:
-        data = path.read_bytes()
+        return index.sha256(str(path))
     except OSError:
         return None
-    if hashlib.sha256(data).hexdigest() != sha256:
+
+
+def _verify(path: Path, sha256: str, index: HashIndex) -> dict | None:
+    """The part's head when the file is there and its SHA-256 matches, else None (the
+    SHA-256 of a part unchanged since its last check comes from the index: a rerun stats
+    its parts instead of reading them)."""
+    try:
+        digest = index.sha256(str(path))
+    except OSError:
         return None
+    if digest != sha256:
+        return None
+    index.remember(str(path), digest)  # a part of this run's cache: trusted once checked
     try:
         return read_part_head(path)
     except (OSError, ValueError):
@@ -271,7 +282,8 @@ def extract(
     timings["plan"] = time.perf_counter() - t0
     valid = [e for e in plan.exams if e.problem is None]
     t0 = time.perf_counter()
-    hash_exams(valid, settings.sha256)
+    index = HashIndex(cache / "hash-index.json")
+    hash_exams(valid, settings.sha256, index=index)
     review_errors = _assign_overrides(review, plan.exams, valid)
     timings["hash"] = time.perf_counter() - t0
     logger.info(
@@ -299,256 +311,331 @@ def extract(
             n_not_traces,
         )
 
-    lock = _DirLock(cache / "lock")
-    lock.__enter__()
-    try:
+    with _DirLock(cache / "lock"):
         runner = resolve_scheduler(scheduler, workers)
-    except BaseException:
-        lock.__exit__(None, None, None)
-        raise
-    result = ExtractResult(out=out, scheduler=runner.label, settings_sha256=settings.sha256)
-    catalog = Catalog(cache / "catalog.sqlite")
-    try:
-        _clean_stale(out, parts_dir)
-        run_id = catalog.start_run(__version__, settings, runner.label)
-        rows = catalog.lookup(e.key for e in valid)
-        done: dict[str, dict] = {}  # key -> {"part", "part_sha256", "status", ...}
-        todo: list[ExamJob] = []
-        for job in valid:
-            row = rows.get(job.key)
-            usable = (
-                row is not None
-                and not force
-                and (not traces or row["has_traces"] or row["status"] != "done")
-                and (parts_dir / row["part"]).is_file()
-                and (parts_dir / row["part"]).stat().st_size == row["part_bytes"]
-            )
-            if usable:
-                done[job.key] = {
-                    "part": row["part"],
-                    "part_sha256": row["part_sha256"],
-                    "status": row["status"],
-                    "n_errors": row["n_errors"],
-                    "cached": True,
-                }
-            else:
-                todo.append(job)
-        del rows
-        result.n_cached = sum(1 for r in done.values() if r["status"] == "done")
-        extra_errors = list(plan.errors) + [_problem_row(e) for e in plan.exams if e.problem]
-        extra_errors += review_errors
-        content = {e.key: e.content_sha256 for e in valid}
-
-        # -- compute ------------------------------------------------------------------------
-        t0 = time.perf_counter()
-        size = batch_size or auto_batch_size(len(todo), runner.parallelism)
-        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
-        files_total = sum(j.n_files for j in todo)
-        state = {"files": 0, "exams": 0, "failures": len(extra_errors)}
-        n_from_cache = len(done)  # fixed before the compute adds this run's exams to ``done``
-        state["failures"] += sum(int(r["n_errors"]) for r in done.values())
-
-        def report(finished=False):
-            if progress is not None and batches:
-                progress(
-                    Progress(
-                        state["files"],
-                        files_total,
-                        state["exams"],
-                        len(todo),
-                        state["failures"],
-                        n_from_cache,
-                        time.perf_counter() - t0,
-                        finished,
-                    )
-                )
-
-        def on_done(i, summaries):
-            catalog.record(run_id, settings.sha256, content, summaries)
-            for s in summaries:
-                keep = {k: s.get(k) for k in ("part", "part_sha256", "status", "n_errors")}
-                if not s.get("part"):  # nothing on disk: its errors must travel here
-                    keep["errors"] = s["errors"]
-                done[s["key"]] = dict(keep, cached=False)
-                state["failures"] += int(s["n_errors"])
-            state["files"] += sum(j.n_files for j in batches[i])
-            state["exams"] += len(batches[i])
-            report()
-
-        def on_failed(i, exc):
-            for job in batches[i]:
-                extra_errors.append(
-                    {
-                        "source_file": job.label,
-                        "error": type(exc).__name__,
-                        "message": "the task processing this exam failed (a worker died or the "
-                        f"cluster was lost) after {retries} retries: {scrub(str(exc), job)}; it is "
-                        "not cached, so the next run tries again",
-                        "exam_id": job.exam_id,
-                        "stage": "worker",
-                    }
-                )
-                state["failures"] += 1
-            state["files"] += sum(j.n_files for j in batches[i])
-            state["exams"] += len(batches[i])
-            report()
-
-        if batches:
-            logger.info(
-                "computing %d exam(s) in %d task(s) of <= %d on %s (%d cached)",
-                len(todo),
-                len(batches),
-                size,
-                runner.label,
-                len(done),
-            )
-        report()
+        result = ExtractResult(out=out, scheduler=runner.label, settings_sha256=settings.sha256)
+        catalog = Catalog(cache / "catalog.sqlite")
         try:
-            runner.run(
-                process_batch,
-                batches,
-                (settings, str(parts_dir.resolve()), bool(traces), plan.mode == "manifest"),
-                on_done,
-                on_failed,
-                retries=retries,
+            _clean_stale(out, parts_dir)
+            run_id = catalog.start_run(__version__, settings, runner.label)
+            done, todo = _partition(
+                valid,
+                catalog.lookup(e.key for e in valid),
+                parts_dir,
+                force=force,
+                traces=traces,
             )
-        finally:
-            runner.close()
-        report(finished=True)
-        timings["compute"] = time.perf_counter() - t0
-        result.n_computed = sum(
-            1 for r in done.values() if not r["cached"] and r["status"] == "done"
-        )
-
-        # -- merge --------------------------------------------------------------------------
-        t0 = time.perf_counter()
-        entries, schema = [], CohortSchema()
-        order = sorted(valid, key=lambda e: e.exam_id)
-        checks = [(job, done.get(job.key)) for job in order]
-
-        def verify(jr):
-            row = jr[1]
-            if row is None or not row.get("part"):
-                return None
-            return _verify(parts_dir / row["part"], row["part_sha256"])
-
-        def verified_heads():  # SHA-256 checks in a few threads, a bounded window at a time
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                for i in range(0, len(checks), 256):
-                    yield from pool.map(verify, checks[i : i + 256])
-
-        corrupt, no_traces = [], []
-        exam_days: dict[str, int | None] = {}
-        for (job, row), head in zip(checks, verified_heads(), strict=True):
-            if row is None or not row.get("part"):
-                if row is not None:  # computed, but the part could not be written
-                    extra_errors.extend(
-                        {k: v for k, v in e.items() if k != "transient"} for e in row["errors"]
-                    )
-                continue
-            if head is None:
-                corrupt.append(job.key)
-                extra_errors.append(
-                    {
-                        "source_file": job.label,
-                        "error": "CacheCorrupt",
-                        "message": "the cached result of this exam is missing or fails its SHA-256 "
-                        "check; it was dropped from the catalogue and the next run recomputes it",
-                        "exam_id": job.exam_id,
-                        "stage": "merge",
-                    }
-                )
-                continue
-            path = str(parts_dir / row["part"])
-            exam_days[job.exam_id] = head["summary"].get("exam_day")
-            schema.add(head)
-            entries.append(
-                {"exam_id": job.exam_id, "path": path, "key": job.key, "sha256": row["part_sha256"]}
-            )
-            s = head["summary"]
-            if s["status"] == "done":
-                result.n_exams += 1
-            elif s["status"] == "empty":
-                no_traces.append(job.label)
-            result.n_files += int(s["n_read"])
-            result.n_traces += int(s["n_traces"])
-            result.n_errors += len(s.get("errors", []))
-        catalog.forget(corrupt)
-        result.n_errors += len(extra_errors)
-        if no_traces:  # a folder of notes or tables only: no exam (and not an error)
-            logger.info(
-                "%d folder(s) held no trace file and are not exams: %s",
-                len(no_traces),
-                ", ".join(no_traces[:5]) + (", ..." if len(no_traces) > 5 else ""),
-            )
-
-        plan_doc = {
-            # /2: counts written as integers, original_* columns of reviewed exams (outputs of
-            # an older layout are rewritten even when every exam comes from the cache)
-            "format": "ncsproc-extract-outputs/2",
-            "version": __version__,
-            "exams": [[e["key"], e["sha256"]] for e in entries],
-            "errors": sorted(json.dumps(r, sort_keys=True) for r in extra_errors),
-            "traces": bool(traces),
-            "parquet": bool(parquet),
-            "tables": list(TABLE_FILES),
-            "overrides": None if review is None else [review.source, review.sha256],
-        }
-        plan_sha = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
-        previous = catalog.outputs()
-        expected = {f"{n}.csv" for n in TABLE_FILES} | {"cohort.h5"}
-        if parquet:
-            expected |= {f"{n}.parquet" for n in TABLE_FILES}
-        up_to_date = (
-            set(previous) == expected
-            and all(p["plan_sha256"] == plan_sha for p in previous.values())
-            and all(
-                (out / n).is_file() and (out / n).stat().st_size == p["bytes"]
-                for n, p in previous.items()
-            )
-        )
-        if up_to_date:
-            from .outputs import _sha256
-
-            up_to_date = all(_sha256(out / n)[0] == p["sha256"] for n, p in previous.items())
-        if up_to_date:
-            result.outputs_written = False
-            logger.info("outputs are up to date; nothing written")
-        else:
-            written = merge_outputs(
-                out,
-                entries,
-                extra_errors,
+            result.n_cached = sum(1 for r in done.values() if r["status"] == "done")
+            extra_errors = list(plan.errors) + [_problem_row(e) for e in plan.exams if e.problem]
+            extra_errors += review_errors
+            run = _Run(
+                out=out,
+                parts_dir=parts_dir,
                 settings=settings,
+                catalog=catalog,
+                run_id=run_id,
+                index=index,
                 traces=bool(traces),
                 parquet=bool(parquet),
-                schema=schema,
-                review=None if review is None else {"sha256": review.sha256},
+                manifest=plan.mode == "manifest",
+                review=review,
+                valid=valid,
+                content={e.key: e.content_sha256 for e in valid},
+                done=done,
+                extra_errors=extra_errors,
             )
-            catalog.set_outputs(run_id, plan_sha, written)
-        _write_provenance(out, valid, settings, review)
-        timings["merge"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        write_followup(out, exam_days, parquet=bool(parquet))
-        timings["followup"] = time.perf_counter() - t0
-        result.seconds = time.perf_counter() - t_start
-        timings["total"] = result.seconds
-        result.timings = timings
-        catalog.finish_run(
-            run_id,
-            "finished",
-            n_exams=len(plan.exams),
-            n_cached=result.n_cached,
-            n_computed=result.n_computed,
-            n_failed=sum(1 for r in done.values() if r.get("status") == "failed"),
-            n_errors=result.n_errors,
-            seconds=result.seconds,
+
+            t0 = time.perf_counter()
+            _compute(run, runner, todo, batch_size, retries, progress)
+            timings["compute"] = time.perf_counter() - t0
+            result.n_computed = sum(
+                1 for r in done.values() if not r["cached"] and r["status"] == "done"
+            )
+
+            t0 = time.perf_counter()
+            exam_days = _merge(run, result)
+            timings["merge"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            write_followup(out, exam_days, parquet=bool(parquet))
+            timings["followup"] = time.perf_counter() - t0
+            result.seconds = time.perf_counter() - t_start
+            timings["total"] = result.seconds
+            result.timings = timings
+            catalog.finish_run(
+                run_id,
+                "finished",
+                n_exams=len(plan.exams),
+                n_cached=result.n_cached,
+                n_computed=result.n_computed,
+                n_failed=sum(1 for r in done.values() if r.get("status") == "failed"),
+                n_errors=result.n_errors,
+                seconds=result.seconds,
+            )
+        finally:
+            catalog.close()
+            runner.close()
+    return result
+
+
+@dataclass
+class _Run:
+    """What the steps of one run share: plain data, and the catalogue handle."""
+
+    out: Path
+    parts_dir: Path
+    settings: object
+    catalog: Catalog
+    run_id: int
+    index: HashIndex
+    traces: bool
+    parquet: bool
+    manifest: bool
+    review: object
+    valid: list[ExamJob]
+    content: dict[str, str]  # exam key -> content SHA-256
+    done: dict[str, dict]  # exam key -> {"part", "part_sha256", "status", "n_errors", "cached"}
+    extra_errors: list[dict]  # errors.csv rows that no part holds
+
+
+def _partition(
+    valid: list[ExamJob], rows: dict, parts_dir: Path, *, force: bool, traces: bool
+) -> tuple[dict[str, dict], list[ExamJob]]:
+    """(done, todo): the exams whose catalogue row and part file can be used, and the rest."""
+    done: dict[str, dict] = {}  # key -> {"part", "part_sha256", "status", ...}
+    todo: list[ExamJob] = []
+    for job in valid:
+        row = rows.get(job.key)
+        usable = (
+            row is not None
+            and not force
+            and (not traces or row["has_traces"] or row["status"] != "done")
+            and (parts_dir / row["part"]).is_file()
+            and (parts_dir / row["part"]).stat().st_size == row["part_bytes"]
+        )
+        if usable:
+            done[job.key] = {
+                "part": row["part"],
+                "part_sha256": row["part_sha256"],
+                "status": row["status"],
+                "n_errors": row["n_errors"],
+                "cached": True,
+            }
+        else:
+            todo.append(job)
+    return done, todo
+
+
+def _compute(run: _Run, runner, todo: list[ExamJob], batch_size, retries: int, progress) -> None:
+    """Run the tasks of ``todo`` on ``runner``; commit each finished task to the catalogue at
+    once and record its exams in ``run.done`` (failed tasks become rows of
+    ``run.extra_errors``)."""
+    catalog, run_id, settings, content = run.catalog, run.run_id, run.settings, run.content
+    done, extra_errors, parts_dir, traces = run.done, run.extra_errors, run.parts_dir, run.traces
+    t0 = time.perf_counter()
+    size = batch_size or auto_batch_size(len(todo), runner.parallelism)
+    batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+    files_total = sum(j.n_files for j in todo)
+    state = {"files": 0, "exams": 0, "failures": len(extra_errors)}
+    n_from_cache = len(done)  # fixed before the compute adds this run's exams to ``done``
+    state["failures"] += sum(int(r["n_errors"]) for r in done.values())
+
+    def report(finished=False):
+        if progress is not None and batches:
+            progress(
+                Progress(
+                    state["files"],
+                    files_total,
+                    state["exams"],
+                    len(todo),
+                    state["failures"],
+                    n_from_cache,
+                    time.perf_counter() - t0,
+                    finished,
+                )
+            )
+
+    def on_done(i, summaries):
+        catalog.record(run_id, settings.sha256, content, summaries)
+        for s in summaries:
+            keep = {k: s.get(k) for k in ("part", "part_sha256", "status", "n_errors")}
+            if not s.get("part"):  # nothing on disk: its errors must travel here
+                keep["errors"] = s["errors"]
+            done[s["key"]] = dict(keep, cached=False)
+            state["failures"] += int(s["n_errors"])
+        state["files"] += sum(j.n_files for j in batches[i])
+        state["exams"] += len(batches[i])
+        report()
+
+    def on_failed(i, exc):
+        for job in batches[i]:
+            extra_errors.append(
+                {
+                    "source_file": job.label,
+                    "error": type(exc).__name__,
+                    "message": "the task processing this exam failed (a worker died or the "
+                    f"cluster was lost) after {retries} retries: {scrub(str(exc), job)}; it is "
+                    "not cached, so the next run tries again",
+                    "exam_id": job.exam_id,
+                    "stage": "worker",
+                }
+            )
+            state["failures"] += 1
+        state["files"] += sum(j.n_files for j in batches[i])
+        state["exams"] += len(batches[i])
+        report()
+
+    if batches:
+        logger.info(
+            "computing %d exam(s) in %d task(s) of <= %d on %s (%d cached)",
+            len(todo),
+            len(batches),
+            size,
+            runner.label,
+            len(done),
+        )
+    report()
+    try:
+        runner.run(
+            process_batch,
+            batches,
+            (settings, str(parts_dir.resolve()), bool(traces), run.manifest),
+            on_done,
+            on_failed,
+            retries=retries,
         )
     finally:
-        catalog.close()
         runner.close()
-        lock.__exit__(None, None, None)
-    return result
+    report(finished=True)
+
+
+def _merge(run: _Run, result: ExtractResult) -> dict[str, int | None]:
+    """Write the tables and ``cohort.h5`` from the parts of every exam of the plan (in exam
+    order; nothing when they are up to date) and ``provenance.json``; count the exams, files,
+    traces and errors into ``result``. Returns each exam's shifted day number (follow-up)."""
+    out, parts_dir, settings, catalog, run_id = (
+        run.out,
+        run.parts_dir,
+        run.settings,
+        run.catalog,
+        run.run_id,
+    )
+    valid, done, extra_errors, index, review = (
+        run.valid,
+        run.done,
+        run.extra_errors,
+        run.index,
+        run.review,
+    )
+    traces, parquet = run.traces, run.parquet
+    entries, schema = [], CohortSchema()
+    order = sorted(valid, key=lambda e: e.exam_id)
+    checks = [(job, done.get(job.key)) for job in order]
+
+    def verify(jr):
+        row = jr[1]
+        if row is None or not row.get("part"):
+            return None
+        return _verify(parts_dir / row["part"], row["part_sha256"], index)
+
+    def verified_heads():  # SHA-256 checks in a few threads, a bounded window at a time
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for i in range(0, len(checks), 256):
+                yield from pool.map(verify, checks[i : i + 256])
+
+    corrupt, no_traces = [], []
+    exam_days: dict[str, int | None] = {}
+    for (job, row), head in zip(checks, verified_heads(), strict=True):
+        if row is None or not row.get("part"):
+            if row is not None:  # computed, but the part could not be written
+                extra_errors.extend(
+                    {k: v for k, v in e.items() if k != "transient"} for e in row["errors"]
+                )
+            continue
+        if head is None:
+            corrupt.append(job.key)
+            extra_errors.append(
+                {
+                    "source_file": job.label,
+                    "error": "CacheCorrupt",
+                    "message": "the cached result of this exam is missing or fails its SHA-256 "
+                    "check; it was dropped from the catalogue and the next run recomputes it",
+                    "exam_id": job.exam_id,
+                    "stage": "merge",
+                }
+            )
+            continue
+        path = str(parts_dir / row["part"])
+        exam_days[job.exam_id] = head["summary"].get("exam_day")
+        schema.add(head)
+        entries.append(
+            {"exam_id": job.exam_id, "path": path, "key": job.key, "sha256": row["part_sha256"]}
+        )
+        s = head["summary"]
+        if s["status"] == "done":
+            result.n_exams += 1
+        elif s["status"] == "empty":
+            no_traces.append(job.label)
+        result.n_files += int(s["n_read"])
+        result.n_traces += int(s["n_traces"])
+        result.n_errors += len(s.get("errors", []))
+    catalog.forget(corrupt)
+    result.n_errors += len(extra_errors)
+    if no_traces:  # a folder of notes or tables only: no exam (and not an error)
+        logger.info(
+            "%d folder(s) held no trace file and are not exams: %s",
+            len(no_traces),
+            ", ".join(no_traces[:5]) + (", ..." if len(no_traces) > 5 else ""),
+        )
+
+    plan_doc = {
+        # /2: counts written as integers, original_* columns of reviewed exams (outputs of
+        # an older layout are rewritten even when every exam comes from the cache)
+        "format": "ncsproc-extract-outputs/2",
+        "version": __version__,
+        "exams": [[e["key"], e["sha256"]] for e in entries],
+        "errors": sorted(json.dumps(r, sort_keys=True) for r in extra_errors),
+        "traces": bool(traces),
+        "parquet": bool(parquet),
+        "tables": list(TABLE_FILES),
+        "overrides": None if review is None else [review.source, review.sha256],
+    }
+    plan_sha = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
+    previous = catalog.outputs()
+    expected = {f"{n}.csv" for n in TABLE_FILES} | {"cohort.h5"}
+    if parquet:
+        expected |= {f"{n}.parquet" for n in TABLE_FILES}
+    up_to_date = (
+        set(previous) == expected
+        and all(p["plan_sha256"] == plan_sha for p in previous.values())
+        and all(
+            (out / n).is_file() and (out / n).stat().st_size == p["bytes"]
+            for n, p in previous.items()
+        )
+    )
+    if up_to_date:
+        up_to_date = all(
+            _indexed_sha256(index, out / n) == p["sha256"] for n, p in previous.items()
+        )
+    if up_to_date:
+        result.outputs_written = False
+        logger.info("outputs are up to date; nothing written")
+    else:
+        written = merge_outputs(
+            out,
+            entries,
+            extra_errors,
+            settings=settings,
+            traces=bool(traces),
+            parquet=bool(parquet),
+            schema=schema,
+            review=None if review is None else {"sha256": review.sha256},
+        )
+        catalog.set_outputs(run_id, plan_sha, written)
+        for name, entry in written.items():
+            index.remember(str(out / name), entry[0])
+    _write_provenance(out, valid, settings, review)
+    index.save()
+    return exam_days
 
 
 def _check_date_precision(precision: str, pseudonymizer) -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas is imported where used (a fast `ncsproc --help`)
+    import pandas as pd
+
 
 __all__ = ["FOLLOWUP_FILES", "write_followup"]
 
@@ -46,6 +49,8 @@ _NERVE_COLUMNS = (
 
 
 def _read(path: Path, wanted) -> pd.DataFrame:
+    import pandas as pd
+
     head = pd.read_csv(path, nrows=0).columns
     cols = [c for c in wanted if c in head]
     text = {"exam_id", "subject_id", "nerve", "side", "modality", "inexcitable", "pattern"}

@@ -646,17 +646,17 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _exam_content(job: ExamJob) -> str:
+def _exam_content(job: ExamJob, sha256=_file_sha256) -> str:
     files = []
     for f in job.files:
         try:
-            digest = _file_sha256(f.path)
+            digest = sha256(f.path)
         except OSError as exc:
             digest = f"unreadable:{type(exc).__name__}"
         sides = []
         for s in sidecars_of(f.path):
             try:
-                sides.append([s.name, _file_sha256(str(s))])
+                sides.append([s.name, sha256(str(s))])
             except OSError as exc:
                 sides.append([s.name, f"unreadable:{type(exc).__name__}"])
         job.file_sha256[f.source_file] = digest
@@ -676,11 +676,15 @@ def exam_key(content_sha256: str, settings_sha256: str, version: str = __version
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def hash_exams(exams: list[ExamJob], settings_sha256: str, *, threads: int = 4) -> None:
+def hash_exams(exams: list[ExamJob], settings_sha256: str, *, threads: int = 4, index=None) -> None:
     """Fill ``content_sha256`` and ``key`` of every exam (SHA-256 of its files and sidecars,
-    its id, its folder and its manifest facts), hashing files in a few threads."""
+    its id, its folder and its manifest facts), hashing files in a few threads.
+
+    ``index`` (a :class:`~ncsproc.pipeline.hashindex.HashIndex`) gives the SHA-256 of files
+    unchanged since they were last hashed without reading them."""
+    sha256 = _file_sha256 if index is None else index.sha256
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-        digests = list(pool.map(_exam_content, exams))
+        digests = list(pool.map(lambda job: _exam_content(job, sha256), exams))
     for job, digest in zip(exams, digests, strict=True):
         job.content_sha256 = digest
         job.key = exam_key(digest, settings_sha256)

@@ -19,12 +19,15 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .._version import __version__
 from .parts import decode_part
+
+if TYPE_CHECKING:  # pandas is imported where used (a fast `ncsproc --help`)
+    import pandas as pd
 
 __all__ = [
     "merge_outputs",
@@ -171,6 +174,8 @@ def _decimals(columns: list[str]) -> dict[str, int]:
     """Decimals of every column as :func:`ncsproc.tables.write_csv` with
     :func:`ncsproc.features.csv_decimals` writes them (counts as integers, ``original_<c>`` as
     ``c``)."""
+    import pandas as pd
+
     from ..features import csv_decimals
     from ..tables import ORIGINAL_PREFIX, column_decimals
 
@@ -204,6 +209,8 @@ class _TableSink:
         written later through :meth:`attach`, with plain h5py, which is much faster).
         ``fill``: {column: value} for parts without that column (default: empty);
         ``const``: {column: value} written in every row whatever the parts hold."""
+        import pandas as pd
+
         from ..tables import DEFAULT_DECIMALS
 
         self.name = name
@@ -293,6 +300,8 @@ class _TableSink:
         return np.concatenate([np.asarray(p, dtype=object) for p in parts])
 
     def flush(self) -> None:
+        import pandas as pd
+
         if not self.buffer:
             return
         n = self.buffered
@@ -644,6 +653,7 @@ def merge_outputs(
         ``{file name: (sha256, bytes)}`` of every file written.
     """
     import h5netcdf
+    import pandas as pd
 
     tag = f"{os.getpid()}"
     order, rows, n_traces, width, dtype = schema.result(traces)
@@ -746,6 +756,7 @@ def merge_outputs(
 
 def read_cohort_table(path: str | os.PathLike, name: str) -> pd.DataFrame:
     """One table of a ``cohort.h5`` as a DataFrame (columns in the CSV's order)."""
+    import pandas as pd
     import xarray as xr
 
     with xr.open_dataset(path, engine="h5netcdf", group=f"tables/{name}") as ds:

@@ -22,9 +22,12 @@ import math
 import os
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # pandas is imported where used (a fast `ncsproc --help`)
+    import pandas as pd
 
 __all__ = [
     "encode_part",
@@ -61,6 +64,8 @@ def table_columns(df: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
 
 
 def _jsonable(v):
+    import pandas as pd
+
     if v is None:
         return None
     if isinstance(v, (bool, np.bool_)):
@@ -105,6 +110,8 @@ def _encode_array(arr: np.ndarray, blob: _Blob, compress: bool = False) -> dict:
 
 
 def _encode_table(table, blob: _Blob) -> dict:
+    import pandas as pd
+
     columns = table_columns(table) if isinstance(table, pd.DataFrame) else table
     cols = []
     rows = 0
@@ -200,6 +207,8 @@ def decode_part(data: bytes, *, traces: bool = False, frames: bool = True) -> di
     (when ``frames``); ``schema`` ``[(column, kind), ...]``; ``traces`` (when asked for and
     present) ``{"arrays": {"signal", <coordinate>...}, "attrs": {...}}``.
     """
+    import pandas as pd
+
     if data[:8] != PART_MAGIC:
         raise ValueError("not an ncsproc part file (bad magic)")
     na = int.from_bytes(data[8:16], "little")

@@ -220,13 +220,22 @@ def build_dataset(files: list[FileData], history: str):
     )
 
 
+def read_file(path: str, *, format=None, pseudonymizer=None, date_precision: str = "day"):
+    """One input file as plain arrays (:func:`ncsproc.formats.read_raw`): the raw layer, so
+    that a task builds one xarray object for all its files instead of one per file."""
+    from ..formats import read_raw
+
+    return read_raw(path, format=format, pseudonymizer=pseudonymizer, date_precision=date_precision)
+
+
 def _read_exam(job: ExamJob, manifest: bool, settings=None):
     """Read the files of one exam: (file arrays, file errors, files skipped)."""
-    from ..formats import detect, read
+    from ..formats import detect
     from ..unknowns import missing_metadata
 
     files, errors, skipped = [], [], 0
     for f in job.files:
+        known = None
         if not f.explicit:
             try:
                 accepted, _ = detect(f.path)
@@ -236,9 +245,12 @@ def _read_exam(job: ExamJob, manifest: bool, settings=None):
             if not any(r.kind == "traces" for r in accepted):
                 skipped += 1
                 continue
+            if len(accepted) == 1:  # what read_raw would detect again
+                known = accepted[0].name
         try:
-            ds = read(
+            ds = read_file(
                 f.path,
+                format=known,
                 pseudonymizer=getattr(settings, "pseudonymizer", None),
                 # the full date stays in the worker: _exam_dates reduces or shifts it
                 date_precision="day",

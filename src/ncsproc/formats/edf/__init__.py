@@ -21,7 +21,13 @@ from .. import Reader
 from ._annotations import header_identity, parse_stimulus, parse_study_code, parse_xmlnote
 from ._examples import IDENTIFYING, continuous_fwave_series, spec_motor_nerve_conduction
 from ._header import read_header, sniff_family, sniff_reserved
-from ._reader import SIDECAR_KEYS, read_edf_continuous, read_edf_ncs
+from ._reader import (
+    SIDECAR_KEYS,
+    read_edf_continuous,
+    read_edf_continuous_raw,
+    read_edf_ncs,
+    read_edf_ncs_raw,
+)
 from ._writer import EdfWriteError, write_edf
 
 __all__ = [
@@ -80,6 +86,7 @@ EDFD_READER = Reader(
     extensions=(".edf", ".bdf"),
     sniff=_sniff_discontinuous,
     load=read_edf_ncs,
+    raw=read_edf_ncs_raw,
     example=_example_discontinuous,
     identifying=IDENTIFYING,
     sidecar_keys=SIDECAR_KEYS,
@@ -93,6 +100,7 @@ EDF_READER = Reader(
     extensions=(".edf", ".bdf", ".rec"),
     sniff=_sniff_continuous,
     load=read_edf_continuous,
+    raw=read_edf_continuous_raw,
     example=_example_continuous,
     identifying=IDENTIFYING,
     sidecar_keys=SIDECAR_KEYS,

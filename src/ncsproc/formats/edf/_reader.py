@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import FormatError
-from ...schema import make_trace_set
+from ...schema import RawTraces, make_trace_set
 from .._sidecar import load_sidecar, parse_quantity, unit_factor
 from ._annotations import (
     Stimulus,
@@ -112,6 +112,7 @@ def _trace_set(signals, meta, age, name, attrs, skipped, history):
         attrs=attrs,
         history=history,
         validate=False,
+        raw=True,
         **meta,
     )
 
@@ -249,6 +250,23 @@ def read_edf_ncs(path) -> xr.Dataset:
         A trace set; what the file does not say is NaN or "" (use :func:`ncsproc.read` to
         complete it from a sidecar and validate it).
     """
+    return read_edf_ncs_raw(path).to_dataset()
+
+
+def read_edf_ncs_raw(path) -> RawTraces:
+    """:func:`read_edf_ncs` as plain arrays (the raw layer: no xarray object).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    RawTraces
+        A trace set; what the file does not say is NaN or "" (use :func:`ncsproc.read` to
+        complete it from a sidecar and validate it).
+    """
     path = Path(path)
     h = read_header(path)
     name = path.name
@@ -369,6 +387,23 @@ def read_edf_continuous(path) -> xr.Dataset:
     Returns
     -------
     xarray.Dataset
+        One trace per stimulus and voltage signal (``record`` = the stimulus's 0-based index
+        in time order); unknown metadata NaN or "".
+    """
+    return read_edf_continuous_raw(path).to_dataset()
+
+
+def read_edf_continuous_raw(path) -> RawTraces:
+    """:func:`read_edf_continuous` as plain arrays (the raw layer: no xarray object).
+
+    Parameters
+    ----------
+    path : path-like
+        An EDF, EDF+C, BDF or BDF+C file.
+
+    Returns
+    -------
+    RawTraces
         One trace per stimulus and voltage signal (``record`` = the stimulus's 0-based index
         in time order); unknown metadata NaN or "".
     """
