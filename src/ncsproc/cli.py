@@ -251,8 +251,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     if tables:
+        from .tables import layout_table
+
         table = pd.concat(tables, ignore_index=True)
-        write_csv(table, out / "responses.csv")
+        version = int(args.tables[1:]) if args.tables else settings.tables_version
+        write_csv(layout_table(table, version), out / "responses.csv")
     else:
         (out / "responses.csv").unlink(missing_ok=True)
     errors_table = pd.DataFrame(errors, columns=["source_file", "error", "message"])
@@ -397,6 +400,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOML",
         help="settings of a pipeline: a bundled name (default, lab-example) or a .toml path; "
         "its [measure] parameters are used",
+    )
+    p.add_argument(
+        "--tables",
+        choices=("v1", "v2"),
+        default=None,
+        help="layout of responses.csv: v2 (default) motor amplitudes in mV, v1 the "
+        "interchange contract's uV columns (formats/tables.md)",
     )
     p.add_argument(
         "--workers",

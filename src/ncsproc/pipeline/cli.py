@@ -71,6 +71,14 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "(measure parameters, normal limits, rules, criteria; see pipelines/README.md)",
     )
     p.add_argument(
+        "--tables",
+        choices=("v1", "v2"),
+        default=None,
+        help="layout of the tables: v2 (default) writes motor amplitudes in mV (_mv columns) "
+        "and sensory ones in uV; v1 writes the interchange contract's uV columns exactly "
+        "(for registries that depend on them); overrides [pipeline] tables_version",
+    )
+    p.add_argument(
         "--scheduler",
         default=DEFAULT_SCHEDULER,
         metavar="NAME",
@@ -165,6 +173,10 @@ def cmd_extract(args: argparse.Namespace) -> int:
     output_folder(args.out, create=False)
     try:
         config = resolve_config(args.config)
+        if getattr(args, "tables", None) is not None:
+            from .settings import load_settings, with_tables_version
+
+            config = with_tables_version(load_settings(config), int(args.tables[1:]))
     except ConfigError as exc:
         print(f"ncsproc extract: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..tables import DEFAULT_TABLES_VERSION, layout_columns, to_layout
+from ..units import MOTOR_AMPLITUDE_MODALITIES, column_unit
 from .parts import decode_part
 
 __all__ = [
@@ -126,29 +128,11 @@ CONTRACT_COLUMNS = {
 _FLUSH_CELLS = 100_000  # rows x columns buffered before a flush (bounds the client's memory)
 _TRACE_BLOCK = 256  # traces per HDF5 chunk of cohort.h5's signal (compressed in threads)
 _COMPRESS_THREADS = 2
-_UNITS = (
-    ("_uvms", "uV ms"),
-    ("_uv", "uV"),
-    ("_ms", "ms"),
-    ("_mm", "mm"),
-    ("_m_s", "m/s"),
-    ("_pct_uln", "%"),
-    ("_pct_lln", "%"),
-    ("_pct", "%"),
-    ("_db", "dB"),
-    ("_hz", "Hz"),
-    ("_years", "years"),
-    ("_cm", "cm"),
-    ("_c", "degC"),
-)
 
 
 def column_units(name: str) -> str | None:
     """Unit of a table column from its suffix (``onset_ms`` -> ``ms``), None when unitless."""
-    for suffix, unit in _UNITS:
-        if name.endswith(suffix):
-            return unit
-    return None
+    return column_unit(name)
 
 
 def merge_kinds(kinds: set[str]) -> str:
@@ -605,6 +589,15 @@ def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
     return kinds, fills, consts
 
 
+def _motor_traces(responses: dict) -> set:
+    """Trace ids of an exam's motor-like traces (their reviews are in mV in layout 2)."""
+    if "trace_id" not in responses or "modality" not in responses:
+        return set()
+    modality = np.asarray(responses["modality"], dtype=object)
+    keep = np.isin(modality, MOTOR_AMPLITUDE_MODALITIES)
+    return set(np.asarray(responses["trace_id"], dtype=object)[keep].tolist())
+
+
 def merge_outputs(
     out: Path,
     entries: list[dict],
@@ -646,6 +639,7 @@ def merge_outputs(
     import h5netcdf
 
     tag = f"{os.getpid()}"
+    version = getattr(settings, "tables_version", DEFAULT_TABLES_VERSION)
     order, rows, n_traces, width, dtype = schema.result(traces)
     forced, fills, consts = _review_schema(order, review)
     error_rows = list(errors)
@@ -664,13 +658,16 @@ def merge_outputs(
             nc.attrs["ncsproc_version"] = __version__
             nc.attrs["settings"] = json.dumps(settings.describe(), sort_keys=True)
             nc.attrs["tables"] = json.dumps(list(TABLE_FILES))
+            nc.attrs["tables_version"] = int(version)
             nc.create_group("tables")
             for name in TABLE_FILES:
                 cols = order[name] or {c: {"s"} for c in CONTRACT_COLUMNS[name]}
                 kinds = {c: forced[name].get(c) or merge_kinds(k) for c, k in cols.items()}
+                written = layout_columns(list(cols), version)
+                kinds.update({c: "f" for c in written if c not in kinds})  # the mV columns
                 sinks[name] = _TableSink(
                     name,
-                    list(cols),
+                    written,
                     kinds,
                     rows[name],
                     out,
@@ -697,9 +694,10 @@ def merge_outputs(
         for e in entries:
             data = Path(e["path"]).read_bytes()
             part = decode_part(data, traces=trace_sink is not None, frames=False)
+            motor = _motor_traces(part["columns"].get("responses", {}))
             for name, cols in part["columns"].items():
                 n = len(next(iter(cols.values()))) if cols else 0
-                sinks[name].append(cols, n)
+                sinks[name].append(to_layout(cols, version, motor_traces=motor), n)
             all_errors.extend(part["summary"].get("errors", []))
             tr = part.get("traces")
             if trace_sink is not None and tr is not None:
