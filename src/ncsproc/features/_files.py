@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..vocab import EVIDENCE_STATUSES
 from ._expr import RuleError
 
 __all__ = ["FileInfo", "read_toml", "data_path", "STATUS_TAGS", "check_status", "status_rank"]
 
-STATUS_TAGS = ("C", "S", "U", "P")
+STATUS_TAGS = EVIDENCE_STATUSES
 """Status tags of ncs-domain.md: confirmed, secondary, unconfirmed, proposal."""
 
 

@@ -45,6 +45,7 @@ import xarray as xr
 from ..errors import SchemaError
 from ..measures import MEASURED_VARS
 from ..schema import TRACE_COORDS
+from ..vocab import SITE_RANK, STATUS_NO_RESPONSE, STATUS_OK
 
 __all__ = [
     "StudyFeatures",
@@ -61,35 +62,9 @@ MEASURE_VARS = MEASURED_VARS
 _STR_COORDS = tuple(c.name for c in TRACE_COORDS if c.kind == "str" and c.name != "trace")
 _FLOAT_COORDS = ("distance", "highpass", "lowpass", "temperature", "age", "height")
 
-SITE_RANK: dict[str, int] = {
-    # upper limb, distal to proximal
-    "digit": 0,
-    "palm": 0,
-    "wrist": 1,
-    "forearm": 2,
-    "below elbow": 3,
-    "elbow": 4,
-    "above elbow": 5,
-    "arm": 6,
-    "axilla": 7,
-    "erb": 8,
-    "erb's point": 8,
-    "supraclavicular": 8,
-    # lower limb
-    "ankle": 1,
-    "calf": 2,
-    "mid calf": 2,
-    "below fibular head": 3,
-    "fibular head": 4,
-    "above fibular head": 5,
-    "knee": 6,
-    "popliteal fossa": 6,
-    "thigh": 7,
-}
-"""Fallback anatomical order of stimulation sites (distal = small) when distances are unknown."""
 
-OK = "ok"
-NO_RESPONSE = "no_response"
+OK = STATUS_OK
+NO_RESPONSE = STATUS_NO_RESPONSE
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._version import __version__
+from ..vocab import PATTERNS
 from .data import (
     WARNING_FLAGS,
     ReportError,
@@ -48,7 +49,6 @@ __all__ = ["build_report", "ReportResult", "exam_page_name"]
 
 MARKER_FILE = ".ncsproc-report"
 SET_NAMES = {"efns_pns_2010": "EFNS/PNS 2010", "ean_pns_2021": "EAN/PNS 2021"}
-PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
 MOTOR_NERVES = ("median", "ulnar", "peroneal", "tibial")
 LEVEL_RANK = {
     "definite": 1,
@@ -936,7 +936,8 @@ def _traces_section(
                 + (
                     "; dashed line: baseline level (responses.csv baseline_uv)."
                     if results.has_table_qc
-                    else "; dashed line: baseline level (where the re-measurement matches the tables)."
+                    else "; dashed line: baseline level (where the re-measurement matches the "
+                    "tables)."
                 )
                 + " Click a marker to copy a ready overrides.csv line.</figcaption></figure>"
             )
