@@ -155,7 +155,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .extract import extract
     from .inputs import UsageError
     from .progress import ProgressDisplay
-    from .settings import ConfigError
+    from .settings import ConfigError, bundled_pipeline
 
     if args.batch_size is not None and args.batch_size < 1:
         print("ncsproc extract: --batch-size must be >= 1", file=sys.stderr)
@@ -163,8 +163,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("ncsproc extract: --retries must be >= 0", file=sys.stderr)
         return 2
-    from .._cliutil import output_folder
-    from ..cli import compile_note, resolve_config
+    from .._cliutil import compile_note, output_folder
     from ..privacy import PseudonymKeyError, pseudonymizer_from
 
     args.interrupt_hint = (
@@ -172,7 +171,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     )
     output_folder(args.out, create=False)
     try:
-        config = resolve_config(args.config)
+        config = None if args.config is None else bundled_pipeline(args.config)
         if getattr(args, "tables", None) is not None:
             from .settings import load_settings, with_tables_version
 
