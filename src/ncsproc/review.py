@@ -890,7 +890,8 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
                         r.line,
                         r.marker,
                         (
-                            f"{r.where}: trace {tid!r} is not a measured trace ({hint}); copy the id from "
+                            f"{r.where}: trace {tid!r} is not a measured trace ({hint}); copy the "
+                            f"id from "
                             "the trace column of sites.csv"
                         ),
                     )
@@ -941,7 +942,8 @@ def review_measures(measures: xr.Dataset, traces: xr.Dataset, overrides: Overrid
                             r.line,
                             r.marker,
                             (
-                                f"{r.where}: trace {tid}: not applied, because line {skip.row.line} of "
+                                f"{r.where}: trace {tid}: not applied, because line "
+                                f"{skip.row.line} of "
                                 "the same trace cannot be"
                             ),
                         )
@@ -1287,12 +1289,12 @@ def original_tables(reviewed: dict, machine: dict | None) -> dict:
         found = idx >= 0
         take = np.where(found, idx, 0)
         dec = column_decimals(list(t.columns), csv_decimals(t))
-        changed = [[] for _ in range(n)]
+        changed: list[list[str]] = [[] for _ in range(n)]
         new = {}
         for oc, c in pairs:
             a = t[c].to_numpy()
             has = m is not None and c in m.columns and found.any()
-            b = m[c].to_numpy()[take] if has else None
+            b = m[c].to_numpy()[take] if m is not None and has else np.array([])
             if a.dtype.kind in "fiu":
                 col = np.full(n, np.nan)
                 if has:

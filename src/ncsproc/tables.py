@@ -80,19 +80,24 @@ written with that column's decimals."""
 
 
 def is_count_column(name: str) -> bool:
-    """A count (written as an integer, empty when missing): ``n_<what>`` or ``<x>_n_<what>``
-    (``n_proximal_ok``, ``f_n_waves``; also ``original_<count>``).
+    """Whether a column is a count (written as an integer, empty when missing).
 
-    Counts are floats in the feature tables wherever some rows have none (an F-wave count of
-    a sensory study), so the column kind alone does not say they are whole numbers."""
+    Counts are named ``n_<what>`` or ``<x>_n_<what>`` (``n_proximal_ok``, ``f_n_waves``; also
+    ``original_<count>``). They are floats in the feature tables wherever some rows have none
+    (an F-wave count of a sensory study), so the column kind alone does not say they are whole
+    numbers.
+    """
     return name.startswith("n_") or "_n_" in name
 
 
 def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str, int]:
-    """Fixed decimals of the float columns among ``columns``: the contract's response columns,
-    then ``decimals`` (e.g. :func:`ncsproc.features.csv_decimals`), counts 0
+    """Fixed decimals of the float columns among ``columns``.
+
+    The contract's response columns and the layout-2 mV columns have theirs, then come
+    ``decimals`` (e.g. :func:`ncsproc.features.csv_decimals`), counts 0
     (:func:`is_count_column`), ``original_<c>`` as ``c``; any other float column gets
-    :data:`DEFAULT_DECIMALS`."""
+    :data:`DEFAULT_DECIMALS`.
+    """
     fixed = {c: spec[2] for c, spec in RESPONSE_COLUMNS.items()}
     fixed.update({c: spec[2] for c, spec in RESPONSE_EXTENSION_VALUES.items()})
     fixed.update(
@@ -114,9 +119,11 @@ def column_decimals(columns, decimals: dict[str, int] | None = None) -> dict[str
 
 
 def qc_flag_names(qc_flags: xr.DataArray) -> list[tuple[int, str]]:
-    """``(mask, name)`` of the QC flags of a measures ``qc_flags`` variable, in bit order:
-    from its CF ``flag_masks``/``flag_meanings`` attributes, else
-    :data:`ncsproc.kernels.FLAG_NAMES`."""
+    """``(mask, name)`` of the QC flags of a measures ``qc_flags`` variable, in bit order.
+
+    From its CF ``flag_masks``/``flag_meanings`` attributes, else
+    :data:`ncsproc.kernels.FLAG_NAMES`.
+    """
     attrs = qc_flags.attrs
     if "flag_masks" in attrs and "flag_meanings" in attrs:
         masks = [int(m) for m in np.atleast_1d(attrs["flag_masks"])]
@@ -339,7 +346,7 @@ def to_layout(
             out[name] = np.asarray(values, dtype=np.float64) / _UV_PER_MV
             continue
         name = _renamed(c, SPLIT_BY_MODALITY) if motor is not None else None
-        if name is not None:
+        if name is not None and motor is not None:
             v = np.asarray(values, dtype=np.float64)
             out[name] = np.where(motor, v / _UV_PER_MV, np.nan)
             out[c] = np.where(motor, np.nan, v)
@@ -393,8 +400,11 @@ def _long_to_v2(cols: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _uv_from_mv(values: pd.Series) -> pd.Series:
-    """mV values as uV: numbers times 1000; text cells (the registry reads every cell as the
-    text written) exactly, in decimal arithmetic, ``""`` staying empty."""
+    """Values in mV as values in uV.
+
+    Numbers are multiplied by 1000; text cells (the registry reads every cell as the text
+    written) exactly, in decimal arithmetic, ``""`` staying empty.
+    """
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(np.float64) * _UV_PER_MV
     factor = Decimal(int(_UV_PER_MV))

@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._cliutil import ArgumentParser, HelpFormatter
 
@@ -171,7 +172,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     )
     output_folder(args.out, create=False)
     try:
-        config = None if args.config is None else bundled_pipeline(args.config)
+        config: Any = None if args.config is None else bundled_pipeline(args.config)
         if getattr(args, "tables", None) is not None:
             from .settings import load_settings, with_tables_version
 

@@ -16,6 +16,7 @@ import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..tables import DEFAULT_TABLES_VERSION, TABLES_VERSIONS
 from ..units import UnitError, parse_quantity
@@ -68,8 +69,8 @@ class Settings:
     name: str
     description: str
     measure: dict
-    limits: object
-    rules: object
+    limits: Any  # ncsproc.features.NormalLimits (not imported here: features imports late)
+    rules: Any  # ncsproc.features.PatternRules
     criteria: tuple
     source: str
     sha256: str = field(default="")

@@ -123,7 +123,7 @@ def write_provenance(
         raise ValueError(f"date_precision {date_precision!r}, expected one of {DATE_PRECISIONS}")
     if (settings_sha256 is None) == (settings is None):
         raise ValueError("give exactly one of settings_sha256 and settings")
-    digest = settings_sha256 if settings_sha256 is not None else settings_digest(settings)
+    digest = settings_sha256 if settings is None else settings_digest(settings)
     if not SHA256_RE.match(str(digest)):
         raise ValueError("settings_sha256 must be 64 lower-case hex digits")
     entries = sorted({(str(e), Path(str(f)).as_posix(), str(h)) for e, f, h in sources})
