@@ -77,6 +77,19 @@ def _say(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr)
 
 
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from .docs import TOPICS, doc_text
+
+    if args.topic is None:
+        for topic, rel in TOPICS.items():
+            print(f"{topic:12s} {rel}")
+        return 0
+    if args.topic not in TOPICS:
+        raise CliError(f"unknown topic {args.topic!r}; choose from {', '.join(TOPICS)}")
+    sys.stdout.write(doc_text(args.topic))
+    return 0
+
+
 def _cmd_formats(args: argparse.Namespace) -> int:
     from .formats import list_formats
 
@@ -338,6 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_formats)
 
     p = sub.add_parser(
+        "docs",
+        help="print a document of the installed ncsproc (formats, tables, settings, ...)",
+        description="Print the document of TOPIC (the formats, the tables and their units, "
+        "the settings files, ...) as shipped with this ncsproc; without TOPIC, list the topics.",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "topic", nargs="?", metavar="TOPIC", help="a topic (without one, the topics are listed)"
+    )
+    p.set_defaults(func=_cmd_docs)
+
+    p = sub.add_parser(
         "info",
         help="summarise trace files (files or folders), grouped by exam",
         description="Read each trace file (any supported format) and print, per exam, its "
@@ -372,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("v1", "v2"),
         default=None,
         help="layout of responses.csv: v2 (default) motor amplitudes in mV, v1 the "
-        "interchange contract's uV columns (formats/tables.md)",
+        "interchange contract's uV columns (ncsproc docs tables)",
     )
     p.add_argument(
         "--workers",

@@ -128,7 +128,7 @@ class OverridesError(ValueError):
         lines = "\n".join(f"  {p}" for p in self.problems)
         super().__init__(
             f"{source}: {len(self.problems)} problem(s) with the marker overrides; fix them and "
-            f"run again (format: formats/review.md):\n{lines}"
+            f"run again (format: `ncsproc docs review`):\n{lines}"
         )
 
 

@@ -27,7 +27,8 @@ def check_status(tag: object, where: str) -> str:
     """Return a valid status tag or raise a RuleError naming ``where``."""
     if tag not in STATUS_TAGS:
         raise RuleError(
-            f"{where}: status must be one of {STATUS_TAGS} (ncs-domain.md tags), got {tag!r}"
+            f"{where}: status must be one of {STATUS_TAGS} (confirmed, secondary source, "
+            f"unconfirmed, proposal), got {tag!r}"
         )
     return str(tag)
 

@@ -34,9 +34,9 @@ sites.csv, reviews.csv, their Parquet copies (with pyarrow), cohort.h5, provenan
 the cache DIR/.ncsproc/ that makes a rerun skip what is done. Every file found is processed
 or listed in errors.csv with the reason (QTRAC results, a file whose side, nerve or modality
 nobody says, ...); the summary counts the rest (notes, licences). With --overrides the
-reviewed markers replace the machine's (formats/review.md). Exit status 0 all processed, 1
+reviewed markers replace the machine's (ncsproc docs review). Exit status 0 all processed, 1
 some failures (errors.csv), 2 usage error, 130 interrupted (a rerun resumes). Details:
-formats/cohort.md.
+ncsproc docs cohort; the tables' units: ncsproc docs tables.
 """
 
 
@@ -69,7 +69,7 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "--config",
         metavar="TOML",
         help="settings: a bundled name (default, lab-example) or a .toml file of your own "
-        "(measure parameters, normal limits, rules, criteria; see pipelines/README.md)",
+        "(measure parameters, normal limits, rules, criteria; see `ncsproc docs settings`)",
     )
     p.add_argument(
         "--tables",
@@ -131,7 +131,7 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "--overrides",
         metavar="CSV",
         help="marker overrides of a reviewer (trace_id,marker,time_ms,reviewer,reason; "
-        "formats/review.md): validated first (exit 2 listing every problem), applied "
+        "ncsproc docs review): validated first (exit 2 listing every problem), applied "
         "after measuring; only the exams they concern are recomputed",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
