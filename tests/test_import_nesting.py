@@ -22,6 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "vocab": set(),
     "units": set(),
     "data": set(),  # the shipped data files (limits, criteria, rules, pipelines)
+    "docs": set(),  # the shipped documents (ncsproc docs TOPIC)
     # the trace set and its files
     "schema": _BASE,
     "privacy": _BASE,
