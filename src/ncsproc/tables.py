@@ -48,19 +48,56 @@ RESPONSE_COLUMNS: dict[str, tuple[str, float, int]] = {
     "f_latency_ms": _clinical("f_latency", "ms"),
 }
 DEFAULT_DECIMALS = 3
+STUDY_KEY_COLUMNS = ("exam_id", "subject_id", "study", "nerve", "side", "modality")
+"""The columns that name a study, first in ``responses`` and ``nerves``."""
 RESPONSE_ID_COLUMNS = (
-    "exam_id",
-    "subject_id",
-    "study",
-    "nerve",
-    "side",
-    "modality",
+    *STUDY_KEY_COLUMNS,
     "stim_site",
     "record_site",
     "source_file",
     "record",
 )
 RESPONSE_ORDER = (*RESPONSE_ID_COLUMNS, *RESPONSE_COLUMNS, "status")
+CONTRACT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "responses": RESPONSE_ORDER,
+    "segments": (
+        "exam_id",
+        "study",
+        "nerve",
+        "side",
+        "distal_site",
+        "proximal_site",
+        "distance_mm",
+        "cv_m_s",
+        "amp_drop_pct",
+        "area_drop_pct",
+        "duration_increase_pct",
+    ),
+    "nerves": (
+        *STUDY_KEY_COLUMNS,
+        "dml_ms",
+        "distal_amp_uv",
+        "distal_duration_ms",
+        "cv_m_s",
+        "tli",
+        "residual_latency_ms",
+        "min_cv_m_s",
+        "max_cb_pct",
+        "max_td_pct",
+        "snap_onset_ms",
+        "snap_peak_ms",
+        "snap_amp_uv",
+        "scv_m_s",
+        "f_min_ms",
+        "f_mean_ms",
+        "f_max_ms",
+        "f_persistence_pct",
+        "f_chronodispersion_ms",
+    ),
+    "exams": ("exam_id", "subject_id", "pattern", "rules_version", "n_motor_studies"),
+}
+"""The columns the interchange contract (section 4, layout 1) fixes for each table, in order;
+ncsproc's own columns follow them."""
 # extension column -> (source variable, factor from SI, decimals); numeric ones only
 RESPONSE_EXTENSION_VALUES: dict[str, tuple[str, float, int]] = {
     "baseline_uv": _clinical("baseline_level", "uV"),

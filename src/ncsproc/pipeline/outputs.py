@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
+from ..tables import CONTRACT_COLUMNS as TABLE_CONTRACT_COLUMNS
 from ..tables import DEFAULT_TABLES_VERSION, layout_columns, to_layout
 from ..units import MOTOR_AMPLITUDE_MODALITIES, column_unit
 from .parts import decode_part
@@ -55,69 +56,7 @@ exams and rows nobody reviewed."""
 ERROR_COLUMNS = ("source_file", "error", "message", "exam_id", "stage")
 
 CONTRACT_COLUMNS = {
-    "responses": (
-        "exam_id",
-        "subject_id",
-        "study",
-        "nerve",
-        "side",
-        "modality",
-        "stim_site",
-        "record_site",
-        "source_file",
-        "record",
-        "distance_mm",
-        "onset_ms",
-        "peak_ms",
-        "amplitude_uv",
-        "p2p_uv",
-        "neg_duration_ms",
-        "total_duration_ms",
-        "neg_area_uvms",
-        "snr_db",
-        "f_latency_ms",
-        "status",
-    ),
-    "segments": (
-        "exam_id",
-        "study",
-        "nerve",
-        "side",
-        "distal_site",
-        "proximal_site",
-        "distance_mm",
-        "cv_m_s",
-        "amp_drop_pct",
-        "area_drop_pct",
-        "duration_increase_pct",
-    ),
-    "nerves": (
-        "exam_id",
-        "subject_id",
-        "study",
-        "nerve",
-        "side",
-        "modality",
-        "dml_ms",
-        "distal_amp_uv",
-        "distal_duration_ms",
-        "cv_m_s",
-        "tli",
-        "residual_latency_ms",
-        "min_cv_m_s",
-        "max_cb_pct",
-        "max_td_pct",
-        "snap_onset_ms",
-        "snap_peak_ms",
-        "snap_amp_uv",
-        "scv_m_s",
-        "f_min_ms",
-        "f_mean_ms",
-        "f_max_ms",
-        "f_persistence_pct",
-        "f_chronodispersion_ms",
-    ),
-    "exams": ("exam_id", "subject_id", "pattern", "rules_version", "n_motor_studies"),
+    **TABLE_CONTRACT_COLUMNS,
     "criteria": ("criteria_set", "criterion", "exam_id", "study"),
     "sites": ("exam_id", "study", "stim_site"),
     "reviews": (),  # fixed by ncsproc.review.REVIEWS_COLUMNS (see merge_outputs)
