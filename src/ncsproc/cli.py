@@ -355,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a document of the installed ncsproc (formats, tables, settings, ...)",
         description="Print the document of TOPIC (the formats, the tables and their units, "
         "the settings files, ...) as shipped with this ncsproc; without TOPIC, list the topics.",
+        epilog="examples:\n  ncsproc docs\n  ncsproc docs tables\n  ncsproc docs readers | less\n",
         formatter_class=HelpFormatter,
     )
     p.add_argument(
