@@ -104,7 +104,9 @@ def test_truth_equals_finely_sampled_noiseless_waveform(kind):
         edges = np.flatnonzero(np.diff(neg.astype(int)))
         starts = [e + 1 for e in edges if not neg[e]]
         ends = [e for e in edges if neg[e]]
-        lobes = [(s, e) for s, e in zip(starts, ends) if -x[s : e + 1].min() >= 0.1 * amp]
+        lobes = [
+            (s, e) for s, e in zip(starts, ends, strict=True) if -x[s : e + 1].min() >= 0.1 * amp
+        ]
         end_last = t[lobes[-1][1]]
         total = float(truth["total_duration"][i])
         assert end_last - onset == pytest.approx(total, abs=1.5 * dt)

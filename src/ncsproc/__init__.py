@@ -31,7 +31,7 @@ _LAZY = {
     "open_trace_set": "ncsproc.storage",
     "measure": "ncsproc.measures",
     "read_qtrac": "ncsproc.formats.qtrac",
-    "cmap_scan": "ncsproc.formats.qtrac",
+    "cmap_scan": "ncsproc.features.excitability",
     "write_dicom": "ncsproc.formats.dicom",
     "plot": "ncsproc.report.plot",
     "plot_file": "ncsproc.report.plot",

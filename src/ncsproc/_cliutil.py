@@ -127,3 +127,38 @@ def run_command(func, args: argparse.Namespace, prog: str, *, debug: bool = Fals
             file=sys.stderr,
         )
         return EXIT_FAILURES
+
+
+def _kernels_first_compile() -> bool:
+    """True when the measurement kernels have no compiled cache yet (the first run compiles)."""
+
+    # read the switches as ncsproc.kernels._jit does, without importing the kernels: the
+    # import is what compiles them
+    def flag(name: str, default: bool) -> bool:
+        value = os.environ.get(name)
+        if value is None:
+            return default
+        return value.strip().lower() not in {"0", "false", "no", "off", ""}
+
+    if flag("NCSPROC_DISABLE_NUMBA", False):
+        return False
+    if not flag("NCSPROC_NUMBA_CACHE", True):
+        return True  # no cache: every run compiles
+    here = Path(__file__).parent / "kernels"
+    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
+    where = Path(cache_dir) if cache_dir else here / "__pycache__"
+    pattern = "**/_core*.nbi" if cache_dir else "_core*.nbi"
+    try:
+        return not any(where.glob(pattern))
+    except OSError:
+        return False
+
+
+def compile_note(prog: str, quiet: bool = False) -> None:
+    """Say once, before a first run, that the kernels are being compiled (and cached)."""
+    if not quiet and _kernels_first_compile():
+        print(
+            f"{prog}: compiling the measurement kernels (once, about half a minute; later "
+            "runs use the cache)",
+            file=sys.stderr,
+        )

@@ -19,6 +19,7 @@ from ._cliutil import (
     ArgumentParser,
     CliError,
     HelpFormatter,
+    compile_note,
     debug_requested,
     one_line,
     output_folder,
@@ -74,6 +75,19 @@ def _not_read_summary(not_read: list) -> str:
 
 def _say(prog: str, message: str) -> None:
     print(f"{prog}: {message}", file=sys.stderr)
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from .docs import TOPICS, doc_text
+
+    if args.topic is None:
+        for topic, rel in TOPICS.items():
+            print(f"{topic:12s} {rel}")
+        return 0
+    if args.topic not in TOPICS:
+        raise CliError(f"unknown topic {args.topic!r}; choose from {', '.join(TOPICS)}")
+    sys.stdout.write(doc_text(args.topic))
+    return 0
 
 
 def _cmd_formats(args: argparse.Namespace) -> int:
@@ -140,41 +154,6 @@ def _cmd_info(args: argparse.Namespace) -> int:
     if not n_read:
         return EXIT_USAGE if not failed else EXIT_FAILURES
     return EXIT_FAILURES if failed else 0
-
-
-def _kernels_first_compile() -> bool:
-    """True when the measurement kernels have no compiled cache yet (the first run compiles)."""
-
-    # read the switches as ncsproc.kernels._jit does, without importing the kernels: the
-    # import is what compiles them
-    def flag(name: str, default: bool) -> bool:
-        value = os.environ.get(name)
-        if value is None:
-            return default
-        return value.strip().lower() not in {"0", "false", "no", "off", ""}
-
-    if flag("NCSPROC_DISABLE_NUMBA", False):
-        return False
-    if not flag("NCSPROC_NUMBA_CACHE", True):
-        return True  # no cache: every run compiles
-    here = Path(__file__).parent / "kernels"
-    cache_dir = os.environ.get("NUMBA_CACHE_DIR")
-    where = Path(cache_dir) if cache_dir else here / "__pycache__"
-    pattern = "**/_core*.nbi" if cache_dir else "_core*.nbi"
-    try:
-        return not any(where.glob(pattern))
-    except OSError:
-        return False
-
-
-def compile_note(prog: str, quiet: bool = False) -> None:
-    """Say once, before a first run, that the kernels are being compiled (and cached)."""
-    if not quiet and _kernels_first_compile():
-        _say(
-            prog,
-            "compiling the measurement kernels (once, about half a minute; later runs use "
-            "the cache)",
-        )
 
 
 def _cmd_measure(args: argparse.Namespace) -> int:
@@ -251,8 +230,11 @@ def _cmd_measure(args: argparse.Namespace) -> int:
     if display is not None:
         display.close()
     if tables:
+        from .tables import layout_table
+
         table = pd.concat(tables, ignore_index=True)
-        write_csv(table, out / "responses.csv")
+        version = int(args.tables[1:]) if args.tables else settings.tables_version
+        write_csv(layout_table(table, version), out / "responses.csv")
     else:
         (out / "responses.csv").unlink(missing_ok=True)
     errors_table = pd.DataFrame(errors, columns=["source_file", "error", "message"])
@@ -369,6 +351,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_formats)
 
     p = sub.add_parser(
+        "docs",
+        help="print a document of the installed ncsproc (formats, tables, settings, ...)",
+        description="Print the document of TOPIC (the formats, the tables and their units, "
+        "the settings files, ...) as shipped with this ncsproc; without TOPIC, list the topics.",
+        epilog="examples:\n  ncsproc docs\n  ncsproc docs tables\n  ncsproc docs readers | less\n",
+        formatter_class=HelpFormatter,
+    )
+    p.add_argument(
+        "topic", nargs="?", metavar="TOPIC", help="a topic (without one, the topics are listed)"
+    )
+    p.set_defaults(func=_cmd_docs)
+
+    p = sub.add_parser(
         "info",
         help="summarise trace files (files or folders), grouped by exam",
         description="Read each trace file (any supported format) and print, per exam, its "
@@ -397,6 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TOML",
         help="settings of a pipeline: a bundled name (default, lab-example) or a .toml path; "
         "its [measure] parameters are used",
+    )
+    p.add_argument(
+        "--tables",
+        choices=("v1", "v2"),
+        default=None,
+        help="layout of responses.csv: v2 (default) motor amplitudes in mV, v1 the "
+        "interchange contract's uV columns (ncsproc docs tables)",
     )
     p.add_argument(
         "--workers",

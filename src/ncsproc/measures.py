@@ -291,7 +291,7 @@ def _assemble(traces, out, status, flags, table, notes):
     ds.attrs = {
         "schema": MEASURES_SCHEMA,
         "ncsproc_version": __version__,
-        "method": "ncsproc.kernels (see formats/measures.md)",
+        "method": "ncsproc.kernels (see `ncsproc docs measures`)",
         "measure_parameters": json.dumps(K.table_as_dict(table), sort_keys=True),
         "parameter_units": json.dumps({p.name: p.units for p in K.PARAMS}, sort_keys=True),
         "numba": json.dumps({"disabled": K.NUMBA_DISABLED, **K.JIT_OPTIONS}, sort_keys=True),

@@ -318,7 +318,7 @@ def day_number(value: object) -> int | None:
     parts = parse_partial_date(value)
     if parts is None or parts[1] is None or parts[2] is None:
         return None
-    return _dt.date(*parts).toordinal()
+    return _dt.date(parts[0], parts[1], parts[2]).toordinal()
 
 
 def shift_date(value: object, offset_days: int) -> str:

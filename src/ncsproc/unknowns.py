@@ -58,7 +58,7 @@ def missing_metadata(ds: xr.Dataset, needs: tuple[str, ...] = _FACTS) -> list[st
         sentences.append(
             f"study {name or '?'}{f' ({source})' if source else ''}: the file does not say its "
             f"{what}; give {'it' if len(missing) == 1 else 'them'} in {sidecar}, e.g. {_EXAMPLE} "
-            "(formats/readers.md)"
+            "(`ncsproc docs readers`)"
         )
     return sentences
 

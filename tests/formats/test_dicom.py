@@ -28,7 +28,9 @@ def test_ecg_groups_equal_pydicom():
     ref = pydicom.dcmread(ECG)
     assert [g.attrs["multiplex_group_label"] for g in groups] == ["RHYTHM", "MEDIAN BEAT"]
     assert [g.shape for g in groups] == [(12, 10000), (12, 1200)]
-    for i, (g, multiplex) in enumerate(zip(groups, generate_multiplex(ref, as_raw=False))):
+    for i, (g, multiplex) in enumerate(
+        zip(groups, generate_multiplex(ref, as_raw=False), strict=True)
+    ):
         expected = ref.waveform_array(i)  # (samples, channels), in the sensitivity units (uV)
         np.testing.assert_allclose(g.values.T * 1e6, expected, rtol=1e-12, atol=1e-9)
         np.testing.assert_allclose(g.values.T * 1e6, multiplex, rtol=1e-12, atol=1e-9)
@@ -53,7 +55,10 @@ def test_ecg_is_refused_by_the_nerve_conduction_path(tmp_path):
     assert "12-lead ECG Waveform Storage" in dicom.READER.sniff(__import__("pathlib").Path(ECG))
     with pytest.raises(
         FormatError,
-        match=r"12-lead ECG Waveform Storage .* is not Electromyogram Waveform Storage.*read_dicom_waveform",
+        match=(
+            r"12-lead ECG Waveform Storage .* is not Electromyogram Waveform "
+            r"Storage.*read_dicom_waveform"
+        ),
     ):
         dicom.load(ECG)
     with pytest.raises(ncsproc.UnsupportedFormatError, match="read_dicom_waveform"):

@@ -108,7 +108,10 @@ def test_when_the_first_reader_fails_the_next_is_tried(tmp_path, monkeypatch):
     monkeypatch.setitem(READERS, "edf+d", dataclasses.replace(READERS["edf+d"], load=broken))
     with pytest.raises(
         FormatError,
-        match=r"MNC_R_median\.edf: recognised by 2 readers, and each failed: edf\+d: .*pretend damage \| zz-broken: .*pretend damage",
+        match=(
+            r"MNC_R_median\.edf: recognised by 2 readers, and each failed: edf\+d: .*pretend "
+            r"damage \| zz-broken: .*pretend damage"
+        ),
     ):
         read(path)
 

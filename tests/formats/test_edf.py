@@ -303,7 +303,8 @@ def test_polarity_key_of_the_sidecar_inverts(tmp_path):
             0.065,
         ),
         (
-            "Stimulus right elbow 0.2ms x 15.3mA at 28.5cm from recording site Response 7.2mV at 7.8ms (55.0m/s)",
+            "Stimulus right elbow 0.2ms x 15.3mA at 28.5cm from recording site Response 7.2mV at "
+            "7.8ms (55.0m/s)",
             "R",
             "elbow",
             2e-4,
@@ -434,7 +435,10 @@ def test_truncated_file_names_the_incomplete_record(spec_file):
     spec_file.write_bytes(raw[: 768 + 2120 + 500])
     with pytest.raises(
         FormatError,
-        match=r"spec\.edf: truncated: .*2 data records of 2120 bytes.*data record 1 \(0-based\) is incomplete at byte 2888",
+        match=(
+            r"spec\.edf: truncated: .*2 data records of 2120 bytes.*data record 1 \(0-based\) is "
+            r"incomplete at byte 2888"
+        ),
     ):
         ncsproc.read(spec_file)
 
@@ -445,7 +449,10 @@ def test_bad_number_field_names_its_byte_offset(spec_file):
     spec_file.write_bytes(bytes(raw))
     with pytest.raises(
         FormatError,
-        match=r"spec\.edf: header byte 236: field 'number of data records' is 'two     ', expected an integer",
+        match=(
+            r"spec\.edf: header byte 236: field 'number of data records' is 'two     ', expected "
+            r"an integer"
+        ),
     ):
         ncsproc.read(spec_file)
 
@@ -468,7 +475,10 @@ def test_header_size_mismatch(spec_file):
     spec_file.write_bytes(bytes(raw))
     with pytest.raises(
         FormatError,
-        match=r"header byte 184: header size is 1024 bytes, expected 256 x \(1 \+ 2 signals\) = 768",
+        match=(
+            r"header byte 184: header size is 1024 bytes, expected 256 x \(1 \+ 2 signals\) = "
+            r"768"
+        ),
     ):
         ncsproc.read(spec_file)
 
@@ -510,7 +520,10 @@ def test_contradicting_sides_name_both_places(tmp_path):
     path = _file(tmp_path, [[tal("0"), tal("0", "Stimulus right wrist")]])
     with pytest.raises(
         FormatError,
-        match=r"contradicts itself about the side: the recording field says L.*the stimulus annotation says R",
+        match=(
+            r"contradicts itself about the side: the recording field says L.*the stimulus "
+            r"annotation says R"
+        ),
     ):
         ncsproc.read(path)
 
@@ -550,8 +563,9 @@ def test_missing_metadata_points_to_the_sidecar(tmp_path):
     (message,) = missing_metadata(bare)
     assert "side, nerve, modality" in message and "sidecar study.edf.json" in message
     (tmp_path / "study.edf.json").write_text(
-        '{"side": "left", "nerve": "Median", "modality": "MNC", "exam_id": "E7", "subject_id": "P001",'
-        ' "records": [{"record": 0, "stim_site": "wrist", "distance": "6.5 cm"}]}'
+        '{"side": "left", "nerve": "Median", "modality": "MNC", "exam_id": "E7", '
+        '"subject_id": "P001", '
+        '"records": [{"record": 0, "stim_site": "wrist", "distance": "6.5 cm"}]}'
     )
     ds = ncsproc.read(path)
     assert ds.trace.values[0] == "E7/L_median_motor/0"

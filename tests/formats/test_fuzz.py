@@ -71,7 +71,8 @@ def _header_field(raw: bytes, offset: int, width: int, text: str) -> bytes:
             244,
             8,
             "1e999999",
-            r"header byte 244: data record duration is '1e999999' s, expected a positive number of seconds up to 1000000",
+            r"header byte 244: data record duration is '1e999999' s, expected a positive number of "
+            r"seconds up to 1000000",
         ),
     ],
 )

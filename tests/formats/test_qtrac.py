@@ -10,6 +10,7 @@ import pytest
 
 import ncsproc
 from ncsproc.errors import FormatError, QCWarning, UnsupportedFormatError
+from ncsproc.features import excitability
 from ncsproc.formats import qtrac
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data_samples" / "real"
@@ -245,7 +246,7 @@ def test_cmap_scan_file(facts):
     assert float(ds["MScPeak"]) == pytest.approx(qtrac_peak * 1e-3)
     assert ds["MScPeak"].attrs["units"] == "V"
     assert float(ds["MSFNUnits"]) == n_units
-    s = qtrac.cmap_scan(ds)
+    s = excitability.cmap_scan(ds)
     assert str(s["status"].values) == "ok"
     assert (int(s["first_row"]), int(s["last_row"])) == (scanpts[1] + 1, scanpts[2])
     assert int(s["n_points"]) == scanpts[2] - scanpts[1]
@@ -253,7 +254,7 @@ def test_cmap_scan_file(facts):
     assert int(s["d50"]) == d50_scan
     # QtracP's MScPeak is not the largest amplitude of the scan: within 1.5 %
     assert float(s["max_cmap"]) == pytest.approx(qtrac_peak * 1e-3, rel=0.015)
-    assert int(qtrac.cmap_scan(ds, rows="all")["d50"]) == d50_all
+    assert int(excitability.cmap_scan(ds, rows="all")["d50"]) == d50_all
 
 
 def test_qtracp_d50_is_the_d50_of_all_rows():
@@ -276,13 +277,13 @@ def test_qtracp_d50_is_the_d50_of_all_rows():
 
 def test_d50_definition_by_hand():
     # steps 4, 3, 2, 1 (total 10): 4 is not more than 5, 4 + 3 is
-    assert qtrac.d50([0.0, 1.0, 3.0, 6.0, 10.0]) == 2
-    assert qtrac.d50([10.0, 0.0, 6.0, 3.0, 1.0]) == 2  # order does not matter
+    assert excitability.d50([0.0, 1.0, 3.0, 6.0, 10.0]) == 2
+    assert excitability.d50([10.0, 0.0, 6.0, 3.0, 1.0]) == 2  # order does not matter
     # steps 5, 3, 2: 5 equals half and does not exceed it
-    assert qtrac.d50([0.0, 2.0, 5.0, 10.0]) == 2
-    assert qtrac.d50([0.0, 1.0]) == 1
+    assert excitability.d50([0.0, 2.0, 5.0, 10.0]) == 2
+    assert excitability.d50([0.0, 1.0]) == 1
     with pytest.raises(ValueError, match="flat"):
-        qtrac.d50([1.0, 1.0, 1.0])
+        excitability.d50([1.0, 1.0, 1.0])
 
 
 def test_mscanfit_model_agrees_with_its_summary():
@@ -315,7 +316,7 @@ def test_mef_is_the_cohort_of_its_mem_files():
     assert cohort["age"].attrs["units"] == "years"
     assert "".join(cohort["sex"].values) == "MFMFFMMFF"
     assert cohort["scanpts"].dtype == np.int64
-    summary = qtrac.cmap_scan(cohort)
+    summary = excitability.cmap_scan(cohort)
     assert list(summary["d50"].values) == [f[4] for f in SCAN_FACTS]
     np.testing.assert_allclose(
         summary["max_cmap"].values, [f[3] * 1e-3 for f in SCAN_FACTS], atol=1e-9
@@ -349,7 +350,7 @@ def test_truncated_scan_is_flagged_not_measured(tmp_path):
     ):
         ds = qtrac.read_qtrac(p)
     assert ds.sizes["mscan_point"] == 299
-    s = qtrac.cmap_scan(ds)
+    s = excitability.cmap_scan(ds)
     assert str(s["status"].values) == "incomplete_scan" and np.isnan(float(s["d50"]))
 
 
@@ -378,7 +379,7 @@ def test_sniff_and_read_refuses_results(tmp_path):
 
 def test_public_names():
     assert ncsproc.read_qtrac is qtrac.read_qtrac
-    assert ncsproc.cmap_scan is qtrac.cmap_scan
+    assert ncsproc.cmap_scan is excitability.cmap_scan
 
 
 def test_example_reads_cleanly_and_privately(tmp_path):
@@ -390,7 +391,7 @@ def test_example_reads_cleanly_and_privately(tmp_path):
     for secret in qtrac.READER.identifying:
         assert secret not in text
     assert ds.attrs["qzd_file"] == "EXAM0001.QZD"
-    s = qtrac.cmap_scan(ds)
+    s = excitability.cmap_scan(ds)
     assert str(s["status"].values) == "ok" and float(s["d50"]) >= 1
 
 
@@ -406,6 +407,6 @@ def test_byte_flips_never_crash(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", QCWarning)
             try:
-                qtrac.cmap_scan(qtrac.read_qtrac(p))
+                excitability.cmap_scan(qtrac.read_qtrac(p))
             except FormatError as exc:
                 assert "flip.MEM" in str(exc)

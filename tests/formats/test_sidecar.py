@@ -73,7 +73,10 @@ def test_equal_values_are_accepted_and_contradictions_name_both(spec):
     _sidecar(spec, {"records": [{"record": 1, "distance": "27 cm"}]})
     with pytest.raises(
         FormatError,
-        match=r"MNC_R_median\.edf: MNC_R_median\.edf\.json \(records\[0\]\) says distance = 0\.27 m, but the file says 0\.285 for record 1",
+        match=(
+            r"MNC_R_median\.edf: MNC_R_median\.edf\.json \(records\[0\]\) says distance = 0\.27 "
+            r"m, but the file says 0\.285 for record 1"
+        ),
     ):
         ncsproc.read(spec)
     _sidecar(spec, {"side": "L"})
@@ -101,7 +104,10 @@ def test_unknown_keys_are_refused(spec):
     _sidecar(spec, {"distnace": 0.1})
     with pytest.raises(
         FormatError,
-        match=r"unknown key\(s\) \['distnace'\].*this reader's keys \['polarity', 'stimuli', 'window'\]",
+        match=(
+            r"unknown key\(s\) \['distnace'\].*this reader's keys \['polarity', 'stimuli', "
+            r"'window'\]"
+        ),
     ):
         ncsproc.read(spec)
     _sidecar(spec, {"_note": "free", "comment": "free too", "layout": "columns"})

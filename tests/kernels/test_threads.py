@@ -65,11 +65,49 @@ def test_measure_inside_dask_threads(sim_set):
         _same(full.isel(trace=slice(k, None, 4)), out)
 
 
+def _compiled_kernels():
+    """Every numba dispatcher of the kernel modules (the functions measure() runs)."""
+    import sys
+
+    from numba.core.dispatcher import Dispatcher
+
+    found = {}
+    for name, module in sorted(sys.modules.items()):
+        if name.startswith("ncsproc.kernels") and module is not None:
+            for attr, value in vars(module).items():
+                if isinstance(value, Dispatcher):
+                    found[f"{name}.{attr}"] = value
+    return found
+
+
+@pytest.mark.skipif(K.NUMBA_DISABLED, reason="NCSPROC_DISABLE_NUMBA: nothing is compiled")
 def test_no_parallel_or_fastmath_options():
-    assert K.JIT_OPTIONS["nogil"] is True
-    assert K.JIT_OPTIONS["fastmath"] is False
-    assert "parallel" not in K.JIT_OPTIONS
+    # the options of the compiled kernels themselves, not only of the decorator's defaults
+    kernels = _compiled_kernels()
+    assert len(kernels) >= 5, sorted(kernels)
+    for name, dispatcher in kernels.items():
+        options = dispatcher.targetoptions
+        assert options.get("nogil") is True, name  # threads run it concurrently
+        assert not options.get("parallel"), name  # numba's own pool aborts from many threads
+        assert not options.get("fastmath"), name  # must agree with the numpy twins exactly
     with pytest.raises(ValueError, match="fastmath"):
         K.jit(fastmath=True)
     with pytest.raises(ValueError, match="parallel"):
         K.jit(parallel=True)
+
+
+def test_kernels_are_compiled_through_the_one_decorator():
+    """No module compiles with numba directly (that would bypass the options above)."""
+    import re
+    from pathlib import Path
+
+    src = Path(K.__file__).resolve().parents[1]
+    direct = re.compile(r"\bnumba\.(n?jit|vectorize|guvectorize)\b|from numba import .*\bn?jit\b")
+    found = [
+        f"{p.relative_to(src)}:{i}"
+        for p in sorted(src.rglob("*.py"))
+        if p.name != "_jit.py"
+        for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if direct.search(line)
+    ]
+    assert not found, found

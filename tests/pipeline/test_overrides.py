@@ -19,6 +19,7 @@ import pytest
 
 from ncsproc.pipeline import extract
 from ncsproc.review import CHANGED_COLUMN, ORIGINAL_KEYS, REVIEWS_COLUMNS, original_columns
+from ncsproc.tables import from_layout, read_tables_version
 
 from .helpers import REPO, cli
 
@@ -33,7 +34,9 @@ REVIEW_COLS = {
 
 
 def _text(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    """A table of a results folder as text, in layout 1 (mV columns turned back into uV)."""
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return from_layout(table, read_tables_version(Path(path).parent))
 
 
 def _run(out: Path, overrides=None):

@@ -19,7 +19,11 @@ def test_extension_columns_follow_the_contract(reference_run):
     from ncsproc.pipeline.outputs import CONTRACT_COLUMNS
 
     out, _ = reference_run
-    contract = list(CONTRACT_COLUMNS["responses"])
+    from ncsproc.tables import DEFAULT_TABLES_VERSION, layout_columns
+
+    # the contract's columns in the default layout (2: the motor amplitudes' mV columns beside
+    # the uV ones; test_tables_layout checks layout 1 is the contract's exactly)
+    contract = layout_columns(CONTRACT_COLUMNS["responses"], DEFAULT_TABLES_VERSION)
     header = (out / "responses.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert header == contract + EXTENSION
     assert list(read_cohort_table(out / "cohort.h5", "responses").columns) == header

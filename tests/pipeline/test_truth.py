@@ -3,8 +3,12 @@ pipeline against the plain library path (read -> measure -> features) it paralle
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from ncsproc.tables import DEFAULT_TABLES_VERSION, from_layout, layout_table, read_tables_version
 
 from .helpers import REPO, run_cli
 
@@ -22,7 +26,8 @@ ONSET_MEDIAN_MS, ONSET_P95_MS = 0.05, 0.30
 
 
 def _read(path):
-    return pd.read_csv(path)
+    """A table of a results folder in layout 1 (the uV columns the truth is compared with)."""
+    return from_layout(pd.read_csv(path), read_tables_version(Path(path).parent))
 
 
 def test_values_match_ground_truth(cohort, reference_run):
@@ -91,7 +96,7 @@ def test_pipeline_equals_the_library_path(cohort, reference_run):
     t["responses"] = responses_table(m, extended=True)
     for name in ("responses", "segments", "nerves", "criteria", "sites", "exams"):
         path = out.parent / f"ref_{name}.csv"
-        table = t[name]
+        table = layout_table(t[name], DEFAULT_TABLES_VERSION)  # what extract writes
         write_csv(table, path, features.csv_decimals(table))
         expected = pd.read_csv(path, dtype=str, keep_default_na=False)
         got = pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)

@@ -115,7 +115,12 @@ def trace_ids_of(cohort_h5: Path) -> dict:
 
 
 def read_table(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, dtype=str, keep_default_na=False)
+    """A table of a results folder as text, in layout 1 (the uV columns the report works on:
+    a layout-2 folder's mV columns are turned back, as the report's loader does)."""
+    from ncsproc.tables import from_layout, read_tables_version
+
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return from_layout(table, read_tables_version(Path(path).parent))
 
 
 def parse_line(line: str) -> list[str]:

@@ -128,6 +128,22 @@ def test_clinical_drawing(sample_report):
     assert n >= 10
 
 
+# (limit base, direction, value column) of the comparisons every nerves table has
+_STANDARD_LIMITS = {
+    "motor": [("dml", "uln", "dml_ms"), ("cv", "lln", "cv_m_s"), ("amp", "lln", "distal_amp_uv")],
+    "sensory": [("amp", "lln", "snap_amp_uv"), ("scv", "lln", "scv_m_s")],
+    "fwave": [],
+    "mep": [],
+}
+
+
+def _number(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
 def test_nerves_table_highlights_values_outside_limits(sample_report):
     from ncsproc.report.build import _limit_comparisons, nerve_cells
 
@@ -135,19 +151,32 @@ def test_nerves_table_highlights_values_outside_limits(sample_report):
     nerves = read_table(run / "nerves.csv")
     comps = _limit_comparisons(nerves)
     assert {c for c, _, _ in comps} >= {"dml_pct_uln", "cv_pct_lln", "amp_pct_lln"}
+    n_checked = 0
     for exam_id, path in result.pages.items():
         rows = nerves[nerves["exam_id"] == exam_id]
         n_abn = 0
         for r in rows.to_dict("records"):
-            for info in nerve_cells(r, comps, nerves.columns).values():
-                pct = float(info["pct"])
-                assert info["abnormal"] == (pct > 100 if info["direction"] == "ULN" else pct < 100)
-                n_abn += info["abnormal"]
+            cells = nerve_cells(r, comps, nerves.columns)
+            n_abn += sum(info["abnormal"] for info in cells.values())  # what the page marks
+            # independently of the pct columns: the value against the limit the row used
+            for base, direction, value_col in _STANDARD_LIMITS[r["modality"]]:
+                limit_col = next(c for c in nerves.columns if c.startswith(f"{base}_{direction}_"))
+                value, limit = _number(r.get(value_col)), _number(r.get(limit_col))
+                if not (math.isfinite(value) and math.isfinite(limit)):
+                    assert value_col not in cells or not math.isfinite(limit), (exam_id, value_col)
+                    continue
+                abnormal = value > limit if direction == "uln" else value < limit
+                info = cells[value_col]
+                assert info["abnormal"] == abnormal, (exam_id, r["study"], value_col)
+                # pct from the unrounded values; value and limit are rounded in the table
+                assert float(info["pct"]) == pytest.approx(100 * value / limit, rel=5e-4, abs=0.02)
+                n_checked += 1
         html = section(path.read_text(encoding="utf-8"), "nerves", "segments")
         assert html.count('class="num abn"') == n_abn, exam_id
         # the shipped limits are unconfirmed: their tag is visible
         if (rows["limits_status"].str.contains("=U")).any():
             assert 'class="tag tag-U"' in html
+    assert n_checked >= 20  # every motor and sensory study of the sample has its limits
     dist = section(result.pages["EX0002"].read_text(encoding="utf-8"), "nerves", "segments")
     assert dist.count('class="num abn"') >= 4  # long DMLs of the anti-MAG-like exam
 

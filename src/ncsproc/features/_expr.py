@@ -24,7 +24,7 @@ import ast
 import math
 import operator
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import NcsprocError
 
@@ -135,7 +135,7 @@ class Expression:
         return f"Expression({self.text!r})"
 
     # -- validation -----------------------------------------------------------------------
-    def _fail(self, node: ast.AST, why: str) -> None:
+    def _fail(self, node: ast.AST, why: str) -> NoReturn:
         raise RuleError(
             f"{self.where}: {why} in {self.text!r} (column {getattr(node, 'col_offset', 0)})"
         )

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from ..vocab import EVIDENCE_STATUSES
 from ._expr import RuleError
 
 __all__ = ["FileInfo", "read_toml", "data_path", "STATUS_TAGS", "check_status", "status_rank"]
 
-STATUS_TAGS = ("C", "S", "U", "P")
+STATUS_TAGS = EVIDENCE_STATUSES
 """Status tags of ncs-domain.md: confirmed, secondary, unconfirmed, proposal."""
 
 
@@ -26,7 +27,8 @@ def check_status(tag: object, where: str) -> str:
     """Return a valid status tag or raise a RuleError naming ``where``."""
     if tag not in STATUS_TAGS:
         raise RuleError(
-            f"{where}: status must be one of {STATUS_TAGS} (ncs-domain.md tags), got {tag!r}"
+            f"{where}: status must be one of {STATUS_TAGS} (confirmed, secondary source, "
+            f"unconfirmed, proposal), got {tag!r}"
         )
     return str(tag)
 

@@ -33,6 +33,8 @@ DECIMALS_BY_SUFFIX = (
     ("_ms", 3),
     ("_uv", 2),
     ("_uvms", 2),
+    ("_mv", 3),
+    ("_mvms", 3),
     ("_m_s", 2),
     ("_pct", 2),
     ("_pct_uln", 2),

@@ -407,7 +407,7 @@ def apply_limits(
                 continue
             values[limit_column(m, d)][i] = value
             values[pct_column(m, d)][i] = 100.0 * feature / value
-            tags.append(f"{m}={lrow.status}")
+            tags.append(f"{m}={lrow.status if lrow is not None else '?'}")
         statuses.append(" ".join(tags))
         missing.append("; ".join(why))
     for col, vals in values.items():

@@ -20,14 +20,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..vocab import PATTERNS  # the contract's pattern vocabulary, re-exported
 from ._expr import Expression, RuleError, truth
 from ._files import FileInfo, check_status, data_path, read_toml
 from .criteria import CriteriaSet, CriterionResult
 
 __all__ = ["PatternRules", "PatternResult", "load_rules", "PATTERNS", "DEFAULT_RULES"]
-
-PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
-"""The contract's pattern vocabulary (interchange.md section 4)."""
 
 DEFAULT_RULES = ("patterns", "antimag-proposal-v2.toml")
 """Default rule file: version 2 (0.2.0), chosen because it recovers more patterns than v1 on

@@ -45,6 +45,8 @@ import xarray as xr
 from ..errors import SchemaError
 from ..measures import MEASURED_VARS
 from ..schema import TRACE_COORDS
+from ..tables import CONTRACT_COLUMNS
+from ..vocab import SITE_RANK, STATUS_NO_RESPONSE, STATUS_OK
 
 __all__ = [
     "StudyFeatures",
@@ -61,35 +63,9 @@ MEASURE_VARS = MEASURED_VARS
 _STR_COORDS = tuple(c.name for c in TRACE_COORDS if c.kind == "str" and c.name != "trace")
 _FLOAT_COORDS = ("distance", "highpass", "lowpass", "temperature", "age", "height")
 
-SITE_RANK: dict[str, int] = {
-    # upper limb, distal to proximal
-    "digit": 0,
-    "palm": 0,
-    "wrist": 1,
-    "forearm": 2,
-    "below elbow": 3,
-    "elbow": 4,
-    "above elbow": 5,
-    "arm": 6,
-    "axilla": 7,
-    "erb": 8,
-    "erb's point": 8,
-    "supraclavicular": 8,
-    # lower limb
-    "ankle": 1,
-    "calf": 2,
-    "mid calf": 2,
-    "below fibular head": 3,
-    "fibular head": 4,
-    "above fibular head": 5,
-    "knee": 6,
-    "popliteal fossa": 6,
-    "thigh": 7,
-}
-"""Fallback anatomical order of stimulation sites (distal = small) when distances are unknown."""
 
-OK = "ok"
-NO_RESPONSE = "no_response"
+OK = STATUS_OK
+NO_RESPONSE = STATUS_NO_RESPONSE
 
 
 @dataclass
@@ -388,32 +364,7 @@ def _first_finite(values) -> float:
 
 
 # contract column order of nerves.csv before the normal-limit comparisons
-NERVE_COLUMNS = (
-    "exam_id",
-    "subject_id",
-    "study",
-    "nerve",
-    "side",
-    "modality",
-    "dml_ms",
-    "distal_amp_uv",
-    "distal_duration_ms",
-    "cv_m_s",
-    "tli",
-    "residual_latency_ms",
-    "min_cv_m_s",
-    "max_cb_pct",
-    "max_td_pct",
-    "snap_onset_ms",
-    "snap_peak_ms",
-    "snap_amp_uv",
-    "scv_m_s",
-    "f_min_ms",
-    "f_mean_ms",
-    "f_max_ms",
-    "f_persistence_pct",
-    "f_chronodispersion_ms",
-)
+NERVE_COLUMNS = CONTRACT_COLUMNS["nerves"]
 NERVE_EXTRA_COLUMNS = (
     "record_site",
     "study_status",
@@ -442,19 +393,7 @@ NERVE_EXTRA_COLUMNS = (
     "age_years",
     "height_cm",
 )
-SEGMENT_COLUMNS = (
-    "exam_id",
-    "study",
-    "nerve",
-    "side",
-    "distal_site",
-    "proximal_site",
-    "distance_mm",
-    "cv_m_s",
-    "amp_drop_pct",
-    "area_drop_pct",
-    "duration_increase_pct",
-)
+SEGMENT_COLUMNS = CONTRACT_COLUMNS["segments"]
 SEGMENT_EXTRA_COLUMNS = (
     "subject_id",
     "segment_index",

@@ -341,7 +341,7 @@ def _complete(
         problems = "\n".join(f"  - {p}" for p in exc.problems)
         hint = (
             f"\nWhat the file does not say can be given in a sidecar {path.name}.json "
-            "(see formats/readers.md)."
+            "(see `ncsproc docs readers`)."
         )
         raise FormatError(
             f"{path.name}: read with '{reader.name}', but the trace set is incomplete or invalid:\n"

@@ -31,46 +31,27 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError
 from ..schema import COORDS_BY_NAME, PRIVACY_BLOCKLIST
+from ..units import (  # noqa: F401  (convert, to_decimal, unit_factor: used by the readers)
+    QUANTITIES,
+    UnitError,
+    convert,
+    to_decimal,
+    unit_factor,
+)
+from ..units import parse_quantity as _parse_quantity
 
 # --------------------------------------------------------------------------------------------
-# Units
+# Units: the one table and parser of :mod:`ncsproc.units` (re-exported for the readers)
 # --------------------------------------------------------------------------------------------
 
-_MICRO = ("u", "\u00b5", "\u03bc")  # u, micro sign, greek mu
-
-
-def _table(**factors: str) -> dict[str, Decimal]:
-    """Unit table keyed by lower-case unit; ``u`` also stands for the micro sign and greek mu."""
-    out = {}
-    for unit, factor in factors.items():
-        if unit.startswith("u"):
-            for m in _MICRO:
-                out[m + unit[1:]] = Decimal(factor)
-        else:
-            out[unit] = Decimal(factor)
-    return out
-
-
-# Lower-case unit -> factor to the contract unit (so "mA" and "ma" are one unit; no quantity
-# here has a mega- prefix that lower-casing could confuse with milli-).
-UNITS: dict[str, dict[str, Decimal]] = {
-    "time": _table(s="1", sec="1", ms="0.001", us="0.000001"),
-    "current": _table(a="1", ma="0.001", ua="0.000001"),
-    "length": _table(m="1", cm="0.01", mm="0.001"),
-    "frequency": _table(hz="1", khz="1000"),
-    "voltage": _table(v="1", mv="0.001", uv="0.000001", nv="0.000000001"),
-    "years": _table(y="1", yr="1", yrs="1", year="1", years="1"),
-    "height": _table(cm="1", m="100", mm="0.1"),
-}
-_TEMPERATURE_UNITS = {"c", "degc", "\u00b0c", "celsius", "deg c", "\u00bac"}
-_FAHRENHEIT_UNITS = {"f", "degf", "\u00b0f", "fahrenheit"}
+UNITS = QUANTITIES  # kind -> {lower-case unit: factor to the contract unit}
 
 # Coordinate -> quantity kind (the contract unit is the kind's factor-1 unit, except height: cm).
 QUANTITY_KIND = {
@@ -86,42 +67,6 @@ QUANTITY_KIND = {
     "t_start": "time",
 }
 
-_QUANTITY_RE = re.compile(r"^\s*([-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?)\s*(.*?)\s*$")
-
-
-def to_decimal(text: str) -> Decimal:
-    """Parse a decimal number written in a file (``.`` or ``,`` as decimal mark); ValueError if not."""
-    try:
-        value = Decimal(text.strip().replace(",", "."))
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
-
-
-def unit_factor(kind: str, unit: str) -> Decimal:
-    """Return the factor that turns ``unit`` into the contract unit of ``kind``; KeyError if unknown."""
-    table = UNITS[kind]
-    key = unit.strip().lower()
-    if key in table:
-        return table[key]
-    raise KeyError(unit)
-
-
-def convert(value: Decimal, kind: str, unit: str) -> float:
-    """Convert a decimal value in ``unit`` to the contract unit of ``kind`` (exactly, then to float)."""
-    if kind == "temperature":
-        key = unit.strip().lower()
-        if key in _TEMPERATURE_UNITS or key == "":
-            return float(value)
-        if key in _FAHRENHEIT_UNITS:
-            return float((value - 32) * 5 / 9)
-        raise KeyError(unit)
-    if unit.strip() == "":
-        return float(value)
-    return float(value * unit_factor(kind, unit))
-
 
 def parse_quantity(value, kind: str, where: str) -> float:
     """A number (already in the contract unit) or a string ``"<number> <unit>"``, to a float.
@@ -131,29 +76,10 @@ def parse_quantity(value, kind: str, where: str) -> float:
     FormatError
         Naming ``where`` and the units accepted for ``kind``.
     """
-    if isinstance(value, bool):
-        raise FormatError(
-            f"{where}: expected a number or a '<number> <unit>' string, found {value!r}"
-        )
-    if isinstance(value, (int, float)):
-        return float(value)
-    if value is None:
-        return math.nan
-    if not isinstance(value, str):
-        raise FormatError(
-            f"{where}: expected a number or a '<number> <unit>' string, found {value!r}"
-        )
-    m = _QUANTITY_RE.match(value)
-    if not m:
-        raise FormatError(f"{where}: expected '<number> <unit>', found {value!r}")
-    number, unit = m.groups()
     try:
-        return convert(to_decimal(number), kind, unit)
-    except KeyError:
-        accepted = sorted(UNITS.get(kind, {})) if kind != "temperature" else ["C", "degC", "F"]
-        raise FormatError(
-            f"{where}: unknown unit {unit!r} in {value!r}; expected one of {accepted}"
-        ) from None
+        return _parse_quantity(value, kind)
+    except UnitError as exc:
+        raise FormatError(f"{where}: {exc}") from None
 
 
 def decimal_text(value: float, factor: Decimal = Decimal(1)) -> str:

@@ -405,7 +405,7 @@ def read_matlab(path: str | os.PathLike) -> xr.Dataset:
     if missing:
         raise FormatError(
             f"{name}: a MAT-file does not say what its numbers mean, and it cannot be measured "
-            f"without it: add {'; '.join(missing)} to {sidecar} (see formats/matlab.md)"
+            f"without it: add {'; '.join(missing)} to {sidecar} (see `ncsproc docs matlab`)"
         )
     if not (math.isfinite(rate) and rate > 0):
         raise FormatError(f"{where}: sampling rate {rate!r} Hz, expected a positive number")

@@ -120,7 +120,7 @@ class Catalog:
                 "scheduler) VALUES (?, 'running', ?, ?, ?)",
                 (_now(), version, settings.sha256, scheduler),
             )
-        return int(cur.lastrowid)
+        return int(cur.lastrowid or 0)  # sqlite3 sets it after an INSERT
 
     def finish_run(self, run_id: int, status: str, **counts) -> None:
         cols = ["n_exams", "n_cached", "n_computed", "n_failed", "n_errors", "seconds"]

@@ -12,6 +12,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from .._cliutil import ArgumentParser, HelpFormatter
 
@@ -33,9 +34,9 @@ sites.csv, reviews.csv, their Parquet copies (with pyarrow), cohort.h5, provenan
 the cache DIR/.ncsproc/ that makes a rerun skip what is done. Every file found is processed
 or listed in errors.csv with the reason (QTRAC results, a file whose side, nerve or modality
 nobody says, ...); the summary counts the rest (notes, licences). With --overrides the
-reviewed markers replace the machine's (formats/review.md). Exit status 0 all processed, 1
+reviewed markers replace the machine's (ncsproc docs review). Exit status 0 all processed, 1
 some failures (errors.csv), 2 usage error, 130 interrupted (a rerun resumes). Details:
-formats/cohort.md.
+ncsproc docs cohort; the tables' units: ncsproc docs tables.
 """
 
 
@@ -68,7 +69,15 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "--config",
         metavar="TOML",
         help="settings: a bundled name (default, lab-example) or a .toml file of your own "
-        "(measure parameters, normal limits, rules, criteria; see pipelines/README.md)",
+        "(measure parameters, normal limits, rules, criteria; see `ncsproc docs settings`)",
+    )
+    p.add_argument(
+        "--tables",
+        choices=("v1", "v2"),
+        default=None,
+        help="layout of the tables: v2 (default) writes motor amplitudes in mV (_mv columns) "
+        "and sensory ones in uV; v1 writes the interchange contract's uV columns exactly "
+        "(for registries that depend on them); overrides [pipeline] tables_version",
     )
     p.add_argument(
         "--scheduler",
@@ -122,7 +131,7 @@ def add_extract_parser(subparsers) -> argparse.ArgumentParser:
         "--overrides",
         metavar="CSV",
         help="marker overrides of a reviewer (trace_id,marker,time_ms,reviewer,reason; "
-        "formats/review.md): validated first (exit 2 listing every problem), applied "
+        "ncsproc docs review): validated first (exit 2 listing every problem), applied "
         "after measuring; only the exams they concern are recomputed",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar or lines")
@@ -147,7 +156,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from .extract import extract
     from .inputs import UsageError
     from .progress import ProgressDisplay
-    from .settings import ConfigError
+    from .settings import ConfigError, bundled_pipeline
 
     if args.batch_size is not None and args.batch_size < 1:
         print("ncsproc extract: --batch-size must be >= 1", file=sys.stderr)
@@ -155,8 +164,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     if args.retries < 0:
         print("ncsproc extract: --retries must be >= 0", file=sys.stderr)
         return 2
-    from .._cliutil import output_folder
-    from ..cli import compile_note, resolve_config
+    from .._cliutil import compile_note, output_folder
     from ..privacy import PseudonymKeyError, pseudonymizer_from
 
     args.interrupt_hint = (
@@ -164,7 +172,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     )
     output_folder(args.out, create=False)
     try:
-        config = resolve_config(args.config)
+        config: Any = None if args.config is None else bundled_pipeline(args.config)
+        if getattr(args, "tables", None) is not None:
+            from .settings import load_settings, with_tables_version
+
+            config = with_tables_version(load_settings(config), int(args.tables[1:]))
     except ConfigError as exc:
         print(f"ncsproc extract: {exc}", file=sys.stderr)
         return 2

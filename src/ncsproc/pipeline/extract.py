@@ -356,7 +356,9 @@ def extract(
             exam_days = _merge(run, result)
             timings["merge"] = time.perf_counter() - t0
             t0 = time.perf_counter()
-            write_followup(out, exam_days, parquet=bool(parquet))
+            write_followup(
+                out, exam_days, parquet=bool(parquet), tables_version=settings.tables_version
+            )
             timings["followup"] = time.perf_counter() - t0
             result.seconds = time.perf_counter() - t_start
             timings["total"] = result.seconds
@@ -739,6 +741,7 @@ def _write_provenance(out: Path, exams, settings, review=None) -> None:
         settings_sha256=settings.sha256,
         pseudonymizer=settings.pseudonymizer,
         date_precision=settings.date_precision,
+        tables_version=settings.tables_version,
     )
     if review is not None:  # an extension of the registry's format (it ignores unknown keys)
         doc = json.loads(fresh.read_text(encoding="utf-8"))

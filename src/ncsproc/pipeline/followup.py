@@ -72,7 +72,12 @@ def _replace_if_changed(tmp: Path, target: Path) -> bool:
 
 
 def write_followup(
-    out: Path, exam_days: dict[str, int | None], *, parquet: bool, rule=None
+    out: Path,
+    exam_days: dict[str, int | None],
+    *,
+    parquet: bool,
+    rule=None,
+    tables_version: int = 1,
 ) -> dict[str, pd.DataFrame]:
     """Compute and write the follow-up tables of the run in ``out``; return them.
 
@@ -86,17 +91,21 @@ def write_followup(
         Also write Parquet copies.
     rule : path-like or RedFlagRule, optional
         Red-flag rule file (default: the shipped one).
+    tables_version : int
+        Layout of the tables in ``out`` and of those written (:mod:`ncsproc.tables`): the
+        returned tables are in layout 1 whatever it is.
     """
     from ..features.followup import followup_tables
-    from ..tables import write_csv
+    from ..tables import from_layout, layout_columns, layout_table, write_csv
 
-    nerves = _read(out / "nerves.csv", _NERVE_COLUMNS)
+    wanted = layout_columns(_NERVE_COLUMNS, tables_version)
+    nerves = from_layout(_read(out / "nerves.csv", wanted), tables_version)
     exams = _read(out / "exams.csv", ("exam_id", "subject_id", "pattern"))
     tables = followup_tables(nerves, exams, exam_days, rule)
     staging = out / ".ncsproc" / "followup"
     staging.mkdir(parents=True, exist_ok=True)
     for name in FOLLOWUP_FILES:
-        table = tables[name]
+        table = layout_table(tables[name], tables_version)
         tmp = staging / f"{name}.csv"
         write_csv(table, tmp, decimals=_DECIMALS)
         _replace_if_changed(tmp, out / f"{name}.csv")

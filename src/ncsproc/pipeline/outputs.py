@@ -24,6 +24,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._version import __version__
+from ..tables import CONTRACT_COLUMNS as TABLE_CONTRACT_COLUMNS
+from ..tables import DEFAULT_TABLES_VERSION, layout_columns, to_layout
+from ..units import MOTOR_AMPLITUDE_MODALITIES, column_unit
 from .parts import decode_part
 
 if TYPE_CHECKING:  # pandas is imported where used (a fast `ncsproc --help`)
@@ -56,69 +59,7 @@ exams and rows nobody reviewed."""
 ERROR_COLUMNS = ("source_file", "error", "message", "exam_id", "stage")
 
 CONTRACT_COLUMNS = {
-    "responses": (
-        "exam_id",
-        "subject_id",
-        "study",
-        "nerve",
-        "side",
-        "modality",
-        "stim_site",
-        "record_site",
-        "source_file",
-        "record",
-        "distance_mm",
-        "onset_ms",
-        "peak_ms",
-        "amplitude_uv",
-        "p2p_uv",
-        "neg_duration_ms",
-        "total_duration_ms",
-        "neg_area_uvms",
-        "snr_db",
-        "f_latency_ms",
-        "status",
-    ),
-    "segments": (
-        "exam_id",
-        "study",
-        "nerve",
-        "side",
-        "distal_site",
-        "proximal_site",
-        "distance_mm",
-        "cv_m_s",
-        "amp_drop_pct",
-        "area_drop_pct",
-        "duration_increase_pct",
-    ),
-    "nerves": (
-        "exam_id",
-        "subject_id",
-        "study",
-        "nerve",
-        "side",
-        "modality",
-        "dml_ms",
-        "distal_amp_uv",
-        "distal_duration_ms",
-        "cv_m_s",
-        "tli",
-        "residual_latency_ms",
-        "min_cv_m_s",
-        "max_cb_pct",
-        "max_td_pct",
-        "snap_onset_ms",
-        "snap_peak_ms",
-        "snap_amp_uv",
-        "scv_m_s",
-        "f_min_ms",
-        "f_mean_ms",
-        "f_max_ms",
-        "f_persistence_pct",
-        "f_chronodispersion_ms",
-    ),
-    "exams": ("exam_id", "subject_id", "pattern", "rules_version", "n_motor_studies"),
+    **TABLE_CONTRACT_COLUMNS,
     "criteria": ("criteria_set", "criterion", "exam_id", "study"),
     "sites": ("exam_id", "study", "stim_site"),
     "reviews": (),  # fixed by ncsproc.review.REVIEWS_COLUMNS (see merge_outputs)
@@ -129,29 +70,11 @@ CONTRACT_COLUMNS = {
 _FLUSH_CELLS = 100_000  # rows x columns buffered before a flush (bounds the client's memory)
 _TRACE_BLOCK = 256  # traces per HDF5 chunk of cohort.h5's signal (compressed in threads)
 _COMPRESS_THREADS = 2
-_UNITS = (
-    ("_uvms", "uV ms"),
-    ("_uv", "uV"),
-    ("_ms", "ms"),
-    ("_mm", "mm"),
-    ("_m_s", "m/s"),
-    ("_pct_uln", "%"),
-    ("_pct_lln", "%"),
-    ("_pct", "%"),
-    ("_db", "dB"),
-    ("_hz", "Hz"),
-    ("_years", "years"),
-    ("_cm", "cm"),
-    ("_c", "degC"),
-)
 
 
 def column_units(name: str) -> str | None:
     """Unit of a table column from its suffix (``onset_ms`` -> ``ms``), None when unitless."""
-    for suffix, unit in _UNITS:
-        if name.endswith(suffix):
-            return unit
-    return None
+    return column_unit(name)
 
 
 def merge_kinds(kinds: set[str]) -> str:
@@ -614,6 +537,15 @@ def _review_schema(order: dict, review: dict | None) -> tuple[dict, dict, dict]:
     return kinds, fills, consts
 
 
+def _motor_traces(responses: dict) -> set:
+    """Trace ids of an exam's motor-like traces (their reviews are in mV in layout 2)."""
+    if "trace_id" not in responses or "modality" not in responses:
+        return set()
+    modality = np.asarray(responses["modality"], dtype=object)
+    keep = np.isin(modality, MOTOR_AMPLITUDE_MODALITIES)
+    return set(np.asarray(responses["trace_id"], dtype=object)[keep].tolist())
+
+
 def merge_outputs(
     out: Path,
     entries: list[dict],
@@ -656,6 +588,7 @@ def merge_outputs(
     import pandas as pd
 
     tag = f"{os.getpid()}"
+    version = getattr(settings, "tables_version", DEFAULT_TABLES_VERSION)
     order, rows, n_traces, width, dtype = schema.result(traces)
     forced, fills, consts = _review_schema(order, review)
     error_rows = list(errors)
@@ -674,13 +607,16 @@ def merge_outputs(
             nc.attrs["ncsproc_version"] = __version__
             nc.attrs["settings"] = json.dumps(settings.describe(), sort_keys=True)
             nc.attrs["tables"] = json.dumps(list(TABLE_FILES))
+            nc.attrs["tables_version"] = int(version)
             nc.create_group("tables")
             for name in TABLE_FILES:
                 cols = order[name] or {c: {"s"} for c in CONTRACT_COLUMNS[name]}
                 kinds = {c: forced[name].get(c) or merge_kinds(k) for c, k in cols.items()}
+                written = layout_columns(list(cols), version)
+                kinds.update({c: "f" for c in written if c not in kinds})  # the mV columns
                 sinks[name] = _TableSink(
                     name,
-                    list(cols),
+                    written,
                     kinds,
                     rows[name],
                     out,
@@ -707,9 +643,10 @@ def merge_outputs(
         for e in entries:
             data = Path(e["path"]).read_bytes()
             part = decode_part(data, traces=trace_sink is not None, frames=False)
+            motor = _motor_traces(part["columns"].get("responses", {}))
             for name, cols in part["columns"].items():
                 n = len(next(iter(cols.values()))) if cols else 0
-                sinks[name].append(cols, n)
+                sinks[name].append(to_layout(cols, version, motor_traces=motor), n)
             all_errors.extend(part["summary"].get("errors", []))
             tr = part.get("traces")
             if trace_sink is not None and tr is not None:

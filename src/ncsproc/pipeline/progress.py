@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Progress", "ProgressDisplay"]
 
@@ -78,7 +79,7 @@ class ProgressDisplay:
         except (AttributeError, ValueError):
             tty = False
         self.use_bar = tty if bar is None else bool(bar)
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar while one is shown
         self._last = 0.0
         self._printed: tuple[int, int] | None = None
 

@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
+from ..tables import DEFAULT_TABLES_VERSION, TABLES_VERSIONS
+from ..units import UnitError, parse_quantity
 from ..vocab import MODALITIES
 
-__all__ = ["Settings", "ConfigError", "load_settings", "SETTINGS_SCHEMA"]
+__all__ = ["Settings", "ConfigError", "load_settings", "with_tables_version", "SETTINGS_SCHEMA"]
 
 SETTINGS_SCHEMA = "ncsproc-extract-settings/1"
 
 _TOP_KEYS = {"pipeline", "measure", "features"}
-_PIPELINE_KEYS = {"name", "description"}
+_PIPELINE_KEYS = {"name", "description", "tables_version"}
 _FEATURE_KEYS = {"limits", "rules", "criteria"}
 
-# unit suffixes accepted in ``[measure]`` strings ("0.25 ms", "0.8 uV"); numbers are SI
-_UNITS = {
-    "s": Decimal("1"),
-    "ms": Decimal("1e-3"),
-    "us": Decimal("1e-6"),
-    "V": Decimal("1"),
-    "mV": Decimal("1e-3"),
-    "uV": Decimal("1e-6"),
-}
+# kinds of the unit strings accepted in ``[measure]`` ("0.25 ms", "0.8 uV"); numbers are SI
+_MEASURE_KINDS = ("time", "voltage")
 
 
 class ConfigError(ValueError):
@@ -64,18 +58,25 @@ class Settings:
         File name of the settings file (never its folder), or ``built-in``.
     sha256 : str
         Hash of :meth:`identity`.
+    tables_version : int
+        Layout of the written tables (``[pipeline] tables_version``, ``--tables``; default
+        :data:`ncsproc.tables.DEFAULT_TABLES_VERSION`): 1 = the interchange contract's
+        columns, 2 = motor amplitudes in mV (``formats/tables.md``). Not part of the hash:
+        the per-exam parts are the same whatever the layout, which is applied when the
+        tables are written (and recorded in ``provenance.json``).
     """
 
     name: str
     description: str
     measure: dict
-    limits: object
-    rules: object
+    limits: Any  # ncsproc.features.NormalLimits (not imported here: features imports late)
+    rules: Any  # ncsproc.features.PatternRules
     criteria: tuple
     source: str
     sha256: str = field(default="")
     pseudonymizer: object = None
     date_precision: str = "year"
+    tables_version: int = DEFAULT_TABLES_VERSION
 
     def identity(self) -> dict:
         """What the numbers depend on, as JSON-ready data (the settings hash covers this)."""
@@ -98,7 +99,13 @@ class Settings:
 
     def describe(self) -> dict:
         """Identity plus the name, for the catalogue and the output attributes."""
-        return {"name": self.name, "source": self.source, "sha256": self.sha256, **self.identity()}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "sha256": self.sha256,
+            "tables_version": self.tables_version,
+            **self.identity(),
+        }
 
 
 def _canonical(obj) -> str:
@@ -106,25 +113,13 @@ def _canonical(obj) -> str:
 
 
 def _quantity(value, where: str) -> float:
-    if isinstance(value, bool):
-        raise ConfigError(f"{where}: expected a number, found {value!r}")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("inf", "infinity"):
-            return math.inf
-        parts = text.split()
-        if len(parts) == 2 and parts[1] in _UNITS:
-            try:  # decimal arithmetic: "20 uV" is exactly 2e-05, not 1.9999999999999998e-05
-                return float(Decimal(parts[0]) * _UNITS[parts[1]])
-            except InvalidOperation:
-                pass
+    try:
+        return parse_quantity(value, _MEASURE_KINDS, unitless=False)
+    except UnitError as exc:
         raise ConfigError(
-            f"{where}: {value!r} is not a number; give SI units (0.0002) or a number and one of "
-            f"{sorted(_UNITS)} ('0.2 ms')"
-        )
-    raise ConfigError(f"{where}: expected a number, found {value!r}")
+            f"{where}: {value!r} is not a number; give SI units (0.0002) or a number and a "
+            f"unit ('0.2 ms'): {exc}"
+        ) from None
 
 
 def _measure_overrides(table: dict, where: str) -> dict:
@@ -251,6 +246,12 @@ def load_settings(config: str | os.PathLike | Settings | None = None) -> Setting
         raise ConfigError(
             f"{where}: [pipeline]: unknown key(s) {unknown}; expected {sorted(_PIPELINE_KEYS)}"
         )
+    tables_version = pipe.get("tables_version", DEFAULT_TABLES_VERSION)
+    if tables_version not in TABLES_VERSIONS or isinstance(tables_version, bool):
+        raise ConfigError(
+            f"{where}: [pipeline] tables_version = {tables_version!r}; expected one of "
+            f"{list(TABLES_VERSIONS)} (1: the contract's uV columns, 2: motor amplitudes in mV)"
+        )
     measure = _measure_overrides(doc.get("measure", {}), where)
     feats = doc.get("features", {})
     unknown = sorted(set(feats) - _FEATURE_KEYS)
@@ -297,6 +298,7 @@ def load_settings(config: str | os.PathLike | Settings | None = None) -> Setting
         rules=rl,
         criteria=sets,
         source=source,
+        tables_version=int(tables_version),
     )
     digest = hashlib.sha256(_canonical(settings.identity()).encode()).hexdigest()
     object.__setattr__(settings, "sha256", digest)
@@ -322,3 +324,15 @@ def with_privacy(settings: Settings, pseudonymizer=None, date_precision: str = "
     digest = hashlib.sha256(_canonical(out.identity()).encode()).hexdigest()
     object.__setattr__(out, "sha256", digest)
     return out
+
+
+def with_tables_version(settings: Settings, version: int) -> Settings:
+    """Return ``settings`` writing the tables in layout ``version`` (``--tables v1``).
+
+    The hash is unchanged (the layout is applied when the tables are written).
+    """
+    from dataclasses import replace
+
+    if version not in TABLES_VERSIONS:
+        raise ConfigError(f"tables layout {version!r}; expected one of {list(TABLES_VERSIONS)}")
+    return replace(settings, tables_version=int(version))

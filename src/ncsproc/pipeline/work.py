@@ -450,9 +450,9 @@ def _review(measures, traces, jobs: list[ExamJob]):
 
 
 def _measure_and_tabulate(ds, jobs: list[ExamJob], settings, n_threads: int):
-    import ncsproc
+    from ..measures import measure
 
-    machine = ncsproc.measure(ds, n_threads=n_threads, **settings.measure)
+    machine = measure(ds, n_threads=n_threads, **settings.measure)
     measures, review, errors = _review(machine, ds, jobs)
     return _tables_for(measures, settings, review, machine), errors
 

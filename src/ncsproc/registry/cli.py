@@ -171,7 +171,7 @@ def add_registry_parser(subparsers) -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
         help="pseudonymous registry export: database push/pull, CSV/Parquet, data dictionary",
         description="Registry export of an ncsproc extract folder: one pseudonymous row per exam "
-        "with the declared variables (see formats/registry.md). push, export need the "
+        "with the declared variables (see `ncsproc docs registry`). push, export need the "
         "centre's pseudonym key.",
     )
     reg.set_defaults(func=lambda args: (reg.print_help(), 2)[1])

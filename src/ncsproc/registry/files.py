@@ -80,7 +80,7 @@ def read_wide(path: str | os.PathLike, decl: Declarations | None = None) -> pd.D
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, encoding="utf-8")
         rows = []
         for rec in raw.to_dict("records"):
-            row = {}
+            row: dict[str, object] = {}
             for v in decl.variables:
                 text = rec.get(v.name, "")
                 if text == "":

@@ -24,7 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .._version import __version__
-from .db import EXAM_TABLE, MIGRATIONS_TABLE, _now, _sa, migrations_table, schema_tables
+from .schema import (
+    EXAM_TABLE,
+    MIGRATIONS_TABLE,
+    _now,
+    _sa,
+    display_url,
+    migrations_table,
+    schema_tables,
+)
 from .variables import Declarations, RegistryError, load_variables
 
 __all__ = [
@@ -136,7 +144,6 @@ def _check(applied: dict[int, str], known: list[Migration], where: str, allow_ne
 
 def migrate(engine, decl: Declarations | None = None) -> list[int]:
     """Apply the pending migrations in one transaction; return the versions applied."""
-    from .db import display_url
 
     sa = _sa()
     decl = decl or load_variables()
@@ -179,7 +186,6 @@ def check_schema(engine, decl: Declarations | None = None, *, allow_newer: bool 
     """Refuse a database without the registry schema, older than the declarations, or built
     from other declarations (or newer than them, unless ``allow_newer``: reading the known
     columns of a newer registry is safe, writing into it is not)."""
-    from .db import display_url
 
     decl = decl or load_variables()
     known = list_migrations(decl)

@@ -11,6 +11,7 @@ into ``provenance.json`` with :func:`write_provenance`, and read by the registry
       "settings_sha256": "<64 hex: SHA-256 of the canonical JSON of the extract settings>",
       "pseudonym_key_id": "<16 hex: Pseudonymizer.key_id, or empty when extract had no key>",
       "date_precision": "year",
+      "tables_version": 2,
       "sources": [
         {"exam_id": "EX0001", "source_file": "EX0001/L_median_motor.edf", "sha256": "<64 hex>"},
         ...
@@ -19,6 +20,9 @@ into ``provenance.json`` with :func:`write_provenance`, and read by the registry
 
 ``sources`` has one entry per input file of every exam in ``exams.csv`` (``source_file`` as in
 ``responses.csv``: relative to the input root). The key itself is never written.
+``tables_version`` is the layout of the tables beside it (``formats/tables.md``; absent: 1):
+:func:`ncsproc.registry.build_table` reads layout 2 (motor amplitudes in mV) back into the
+contract's columns before it picks its variables.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..privacy import EXTRACT_DATE_PRECISIONS as DATE_PRECISIONS
+from ..tables import TABLES_VERSIONS
 from .variables import RegistryError
 
 __all__ = [
@@ -75,6 +80,7 @@ class Provenance:
     pseudonym_key_id: str
     date_precision: str
     sources: dict[str, tuple[tuple[str, str], ...]]  # exam_id -> ((source_file, sha256), ...)
+    tables_version: int = 1  # layout of the tables (ncsproc.tables; absent in the file: 1)
 
 
 def write_provenance(
@@ -85,6 +91,7 @@ def write_provenance(
     settings: Mapping | None = None,
     pseudonymizer=None,
     date_precision: str = "year",
+    tables_version: int = 1,
 ) -> Path:
     """Write ``out_dir/provenance.json`` (for ``ncsproc extract``).
 
@@ -104,6 +111,9 @@ def write_provenance(
         The key extract used (its ``key_id`` is written, never the key); None: no key.
     date_precision : str
         The ``date_precision`` extract passed to ``ncsproc.read``.
+    tables_version : int
+        Layout of the tables written beside it (:data:`ncsproc.tables.TABLES_VERSIONS`):
+        readers of the folder (the registry) turn layout 2 back into the contract's columns.
 
     Returns
     -------
@@ -113,7 +123,7 @@ def write_provenance(
         raise ValueError(f"date_precision {date_precision!r}, expected one of {DATE_PRECISIONS}")
     if (settings_sha256 is None) == (settings is None):
         raise ValueError("give exactly one of settings_sha256 and settings")
-    digest = settings_sha256 if settings_sha256 is not None else settings_digest(settings)
+    digest = settings_sha256 if settings is None else settings_digest(settings)
     if not SHA256_RE.match(str(digest)):
         raise ValueError("settings_sha256 must be 64 lower-case hex digits")
     entries = sorted({(str(e), Path(str(f)).as_posix(), str(h)) for e, f, h in sources})
@@ -126,6 +136,7 @@ def write_provenance(
         "settings_sha256": digest,
         "pseudonym_key_id": pseudonymizer.key_id if pseudonymizer is not None else "",
         "date_precision": date_precision,
+        "tables_version": int(tables_version),
         "sources": [{"exam_id": e, "source_file": f, "sha256": h} for e, f, h in entries],
     }
     out = Path(out_dir) / PROVENANCE_FILE
@@ -175,6 +186,12 @@ def read_provenance(folder: str | os.PathLike) -> Provenance:
     precision = doc.get("date_precision")
     if precision not in DATE_PRECISIONS:
         raise RegistryError(f"{path.name}: 'date_precision' must be one of {DATE_PRECISIONS}")
+    tables_version = doc.get("tables_version", 1)
+    if tables_version not in TABLES_VERSIONS or isinstance(tables_version, bool):
+        raise RegistryError(
+            f"{path.name}: 'tables_version' is {tables_version!r}, this ncsproc reads "
+            f"{list(TABLES_VERSIONS)} (update ncsproc to read a newer layout)"
+        )
     raw_sources = doc.get("sources")
     if not isinstance(raw_sources, list):
         raise RegistryError(f"{path.name}: 'sources' must be a list of objects")
@@ -197,4 +214,5 @@ def read_provenance(folder: str | os.PathLike) -> Provenance:
         pseudonym_key_id=key_id,
         date_precision=precision,
         sources={k: tuple(sorted(v)) for k, v in sources.items()},
+        tables_version=int(tables_version),
     )

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..privacy import DATE_PRECISIONS, Pseudonymizer, is_pseudonym, parse_partial_date, reduce_date
+from ..tables import from_layout
 from .provenance import SHA256_RE, Provenance, read_provenance
 from .variables import Declarations, RegistryError, Variable, load_variables
 
@@ -327,8 +328,9 @@ def build_table(
             f"{prov.pseudonym_key_id}, the key given has id {pseudonymizer.key_id}); use the "
             "centre's key of that extract, or extract again with this one"
         )
-    exams = _read_csv(folder / "exams.csv")
-    nerves = _read_csv(folder / "nerves.csv")
+    # layout 2 (motor amplitudes in mV) back into the contract's columns the variables name
+    exams = from_layout(_read_csv(folder / "exams.csv"), prov.tables_version)
+    nerves = from_layout(_read_csv(folder / "nerves.csv"), prov.tables_version)
 
     needed_exams = {"exam_id", "subject_id"}
     needed_nerves = {"exam_id", "study", "nerve", "side", "modality", "record_site", "evaluable"}

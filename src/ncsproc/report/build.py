@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from .._version import __version__
+from ..vocab import PATTERNS
 from .data import (
     WARNING_FLAGS,
     ReportError,
@@ -53,7 +54,6 @@ SET_NAMES = {
     "efns_pns_2010_sensory": "EFNS/PNS 2010 sensory",
     "ean_pns_2021_sensory": "EAN/PNS 2021 sensory",
 }
-PATTERNS = ("normal", "distal_demyelinating", "cidp_like", "axonal", "not_classifiable")
 MOTOR_NERVES = ("median", "ulnar", "peroneal", "tibial")
 LEVEL_RANK = {
     "definite": 1,
@@ -941,7 +941,8 @@ def _traces_section(
                 + (
                     "; dashed line: baseline level (responses.csv baseline_uv)."
                     if results.has_table_qc
-                    else "; dashed line: baseline level (where the re-measurement matches the tables)."
+                    else "; dashed line: baseline level (where the re-measurement matches the "
+                    "tables)."
                 )
                 + " Click a marker to copy a ready overrides.csv line.</figcaption></figure>"
             )

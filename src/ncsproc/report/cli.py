@@ -79,7 +79,7 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
         "per exam in REPORT/exams/) from the output folder of `ncsproc extract`: traces with "
         "their markers drawn the clinical way, the tables with values outside the normal "
         "limits highlighted, criteria, pattern and its evidence, QC flags, failures. No "
-        "network needed; open index.html in a browser. See formats/report.md.",
+        "network needed; open index.html in a browser. See `ncsproc docs report`.",
         epilog="examples:\n  ncsproc extract data_samples/simulated --out results\n"
         "  ncsproc report results --out report   # then open report/index.html\n"
         "  ncsproc report results --out report --title 'Cohort A, March review'\n",

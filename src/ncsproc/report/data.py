@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import NcsprocError
+from ..tables import SPLIT_BY_MODALITY, TABLES_VERSION_KEY, TABLES_VERSIONS, from_layout
+from ..units import CLINICAL, MOTOR_AMPLITUDE_MODALITIES
 from .layout import MARKERS
 
 __all__ = [
@@ -324,7 +326,11 @@ class Results:
             if str(mine["status"]) != view.status:
                 problems.append(f"status {mine['status']} vs {view.status}")
             if not view.reviewed:  # a reviewed trace's values come from the review
+                motor = view.row.get("modality") in MOTOR_AMPLITUDE_MODALITIES
+                layout2 = self.provenance.get(TABLES_VERSION_KEY, 1) == 2
                 for col, d in _COMPARED.items():
+                    if layout2 and motor and col in SPLIT_BY_MODALITY:
+                        d = CLINICAL["mV"][1] - 3  # written in mV: 1 uV resolution
                     a, b = float(mine[col]), _f(view.row.get(col))
                     if math.isnan(a) and math.isnan(b):
                         continue
@@ -482,6 +488,14 @@ def load_results(results_dir: str | os.PathLike) -> Results:
             raise ReportError(
                 f"{prov_path}: not valid JSON ({exc}); rerun `ncsproc extract`"
             ) from exc
+    # the report works on layout 1 (uV columns) whatever layout the folder was written in
+    version = provenance.get(TABLES_VERSION_KEY, 1) if isinstance(provenance, dict) else 1
+    if version not in TABLES_VERSIONS:
+        raise ReportError(
+            f"{prov_path}: {TABLES_VERSION_KEY} {version!r}; this ncsproc reads "
+            f"{list(TABLES_VERSIONS)} (update ncsproc)"
+        )
+    tables = {name: from_layout(t, version) for name, t in tables.items()}
     settings = None
     cohort = root / "cohort.h5"
     cohort_h5 = None

@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 
+from ..vocab import EVIDENCE_MEANINGS, EVIDENCE_STATUSES
+
 __all__ = ["Markup", "esc", "attrs", "table", "page", "tag_badge", "asset"]
 
 
@@ -60,13 +62,8 @@ def tag_badge(status: str | None, title: str | None = None) -> Markup:
     P proposal) as a small badge ``[U]``; empty for no tag."""
     if not status:
         return Markup("")
-    meaning = {
-        "C": "confirmed",
-        "S": "secondary source only",
-        "U": "unconfirmed",
-        "P": "proposal",
-    }.get(status, "status tag")
-    cls = f"tag tag-{status}" if status in ("C", "S", "U", "P") else "tag"
+    meaning = EVIDENCE_MEANINGS.get(status, "status tag")
+    cls = f"tag tag-{status}" if status in EVIDENCE_STATUSES else "tag"
     return Markup(f"<span{attrs(class_=cls, title=title or meaning)}>{esc(status)}</span>")
 
 

@@ -147,7 +147,7 @@ def plot_traces(
         )
     views = _views(ds, table, measured_markers(measures) if measures is not None else None)
     for v in views:
-        b = baselines.get(v.trace_id)
+        b = baselines.get(v.trace_id) if v.trace_id is not None else None
         v.baseline = b if b is not None and math.isfinite(b) else None
     groups: dict[tuple[str, str], list[TraceView]] = {}
     for v in views:

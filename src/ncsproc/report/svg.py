@@ -202,7 +202,8 @@ def trace_figure(views: Sequence, fig_id: str, *, width: float = 960.0) -> Trace
     out.append(
         "<defs>"
         + "".join(
-            f'<clipPath id="{esc(fig_id)}-c{i}"><rect x="{_num(LEFT)}" y="{_num(TOP + i * lane_px)}" '
+            f'<clipPath id="{esc(fig_id)}-c{i}">'
+            f'<rect x="{_num(LEFT)}" y="{_num(TOP + i * lane_px)}" '
             f'width="{_num(pw)}" height="{_num(lane_px)}"/></clipPath>'
             for i in range(len(lanes))
         )

@@ -112,19 +112,20 @@ def spec_motor_nerve_conduction(path) -> Path:
 
 def continuous_fwave_series(path, n_stimuli: int = 4) -> Path:
     """Write an EDF+C F-wave series (left ulnar, ADM, wrist) with one annotation per stimulus."""
-    from ...simulate import response_set
-
     fs, rec_dur, spr = 20000.0, 0.1, 2000
     spacing = 0.2
     n_records = int(round((0.1 + n_stimuli * spacing) / rec_dur))
     total = n_records * spr
-    traces, _ = response_set("fwave", n_stimuli, seed=3, pretrigger=0.005, sweep=0.1)
+    sweep = int(round(0.105 * fs))  # -5 ms .. 100 ms around each stimulus
     continuous = np.zeros(total)
     stim_times = []
     for k in range(n_stimuli):
         stim = 0.1 + k * spacing
         stim_times.append(stim)
-        x = traces.signal.values[k, : int(traces.n_samples.values[k])]
+        # an M wave (6 mV at 3 ms) and an F wave (0.3 mV at 27-28 ms, varying per stimulus),
+        # in V; drawn here rather than by ncsproc.simulate, which itself writes EDF files
+        x = cmap_waveform(sweep, fs, 0.005 + 0.003, 6e-3)
+        x += cmap_waveform(sweep, fs, 0.005 + 0.027 + 0.0004 * k, 0.3e-3)
         i0 = int(round((stim - 0.005) * fs))
         continuous[i0 : i0 + x.size] += x
     mv = continuous * 1e3
