@@ -31,7 +31,15 @@ MODALITIES = ("motor", "sensory", "fwave", "mep")
 
 STATUS_OK = "ok"
 STATUS_NO_RESPONSE = "no_response"
-STATUSES = (STATUS_OK, STATUS_NO_RESPONSE, "saturated", "no_baseline", "nonfinite", "too_short")
+STATUSES = (
+    STATUS_OK,
+    STATUS_NO_RESPONSE,
+    "saturated",
+    "no_baseline",
+    "nonfinite",
+    "too_short",
+    "window_edge",
+)
 """Trace statuses of the measures (the ``status`` column of ``responses.csv``), in code order
 (``ncsproc.kernels.STATUS_NAMES`` maps the kernels' codes to them; a test checks they agree).
 Values exist only for ``ok``."""

@@ -39,7 +39,7 @@ def block_noise(x, i0, i1, block, tmp):
 
     Per block: the RMS of its residuals about its own least-squares line (slow signal, an
     artefact tail, a response's smooth parts barely count); blocks with a non-finite sample,
-    and exactly flat blocks (unless all are), are skipped; the 25th percentile over the blocks,
+    and exactly flat blocks (unless all are), are skipped; the 10th percentile over the blocks,
     divided by the same quantile of that statistic for Gaussian noise (Wilson-Hilferty). Noise
     slower than a block is missed, so this only judges the artefact model of a sweep without
     a pre-trigger; the measurement's own noise comes from the quiet window. NaN: no block.

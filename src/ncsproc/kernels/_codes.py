@@ -44,13 +44,14 @@ F_MAINS_REMOVED = 8192
 F_MAINS_UNCHECKED = 16384
 
 MIN_SAMPLES = 16
-NOISE_QUANTILE = 0.25  # of the preliminary block noise (no pre-trigger)
-_Z_QUANTILE = -0.6744897501960817  # standard normal quantile of NOISE_QUANTILE
+NOISE_QUANTILE = 0.10  # of the preliminary block noise (no pre-trigger): a CMAP's curvature
+# inflates most blocks of a short sweep, a tenth of them are still quiet
+_Z_QUANTILE = -1.2815515655446004  # standard normal quantile of NOISE_QUANTILE
 _TRIM_SD = 3.0
 NOISE_FLOOR = 1e-12  # V: thresholds of noise-free (synthetic) traces stay meaningful
 N_TAU_GRID = 8
 N_PARABOLIC = 4
-_ART_MIN_SAMPLES = 8
+_ART_MIN_SAMPLES = 6  # the artefact model has 4 coefficients: 6 samples (1.2 ms at 5 kHz) fit it
 _ART_SIGNIFICANCE = 25.0  # the artefact model must lower the SSE by this many noise variances
 _ART_TOL = 1e-6  # the fitted artefact is subtracted until it is below this many noise SDs
 MAD_TO_SD = 1.482602218505602  # median absolute deviation -> SD of a Gaussian

@@ -150,19 +150,27 @@ from ._peaks import (
     negative_sum,
     second_lobe_depth,
 )
-from ._robust import median_of, n_of, robust_level, time_index
+from ._robust import mad_sd, median_of, n_of, robust_level, time_index
 
 
 @jit
 def quiet_end(s, a, p, ext):
-    """End of the quiet stretch before the edge into the peak at ``p``: ``ext`` half-rise times
-    (50 % point to peak) before the 50 % point, within [a, p]."""
+    """End of the quiet stretch before the response whose peak is at ``p``.
+
+    Returns ``(end, j10)``: ``j10`` is where the deviation, walking back from the peak, was last
+    below 10 % of the peak's (a dispersed response's lobes stay beyond it between them); the
+    end lies ``ext`` half-rise times (50 % point to peak) before ``j10``, within [a, p].
+    """
     half = 0.5 * s[p - a]
     j = p
     while j > a and s[j - 1 - a] < half:
         j -= 1
-    e = j - int(ext * (p - j))
-    return e if e > a else a
+    tenth = 0.1 * s[p - a]
+    k = j
+    while k > a and s[k - 1 - a] < tenth:
+        k -= 1
+    e = k - int(ext * (p - j))
+    return (e if e > a else a), k
 
 
 @jit
@@ -314,7 +322,12 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
             # a slow decay): settle to the level just before earliest_onset instead
             w0 = i_eo - n_bmin if i_eo - n_bmin > i_blank else i_blank
             w1 = w0 + n_bmin if w0 + n_bmin < n else n
+            flat = False
             if w1 - w0 >= 4:
+                for k in range(w1 - w0):
+                    tmp[k] = y[w0 + k]
+                flat = mad_sd(tmp, w1 - w0) <= 2.0 * sig0  # a new level, not a decaying tail
+            if flat:
                 level1, nfin = robust_level(y, w0, w1, sig0, tmp)
                 a1 = settle_index(y, i_blank, n, level1, band, n_settle) if nfin >= 4 else -1
                 if a1 >= 0 and (a1 - i_stim) * dt <= prm[P_BLANK_MAX]:
@@ -370,7 +383,7 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
         smooth_into(y, pre0, i_stim, level, h, q)
     p, vmin, pq, vpos = arg_extremes(s, a, a, e)
     ext = prm[P_QUIET_EXTENSION]
-    q_end = quiet_end(s, a, p, ext)
+    q_end, j10 = quiet_end(s, a, p, ext)
 
     # 6-8. quiet window, noise and local baseline; response test; onset. Twice when the first
     # onset shows a longer quiet stretch than the conservative first guess (quiet_extension
@@ -410,13 +423,19 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
                 if sig_s > TAIL_RATIO * late:
                     sig_s = late
                     sigma = window_noise(y, half, w1, tmp)
-            if not sigma >= 0.0:
+            if not sigma >= sigma0:
+                # a short window's MAD reads low at random; the quietest blocks of the whole
+                # sweep are a floor (exact for white noise, a lower bound for coloured noise)
                 sigma = sigma0
             quiet = s
             n_quiet = w1 - a
-        floor_s = NOISE_FLOOR / math.sqrt(2 * h + 1)
+        # a moving average lowers white noise by sqrt(width) and coloured noise by less: the raw
+        # noise over sqrt(width) is a floor (a MAD of few correlated smoothed samples reads low)
+        floor_s = sigma / math.sqrt(2 * h + 1)
+        if not floor_s >= NOISE_FLOOR:
+            floor_s = NOISE_FLOOR
         if not sig_s >= floor_s:
-            sig_s = sig0 / math.sqrt(2 * h + 1) if sig_s != sig_s else floor_s
+            sig_s = floor_s
         # the local baseline: the median over local_baseline at the end of the quiet stretch
         if q_end - a >= n_loc or not pre_level:
             l1 = q_end - a
@@ -501,6 +520,8 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
             s, a, n, c, pol, thr, prm[P_EDGE_TOP], prm[P_EDGE_SPAN], target, a, p
         )
         new_end = int(math.floor(on)) - n_gap
+        if new_end > j10 - n_gap:
+            new_end = j10 - n_gap
         if it == 1 or new_end <= q_end + n_loc // 2:
             break
         q_end = new_end
@@ -572,6 +593,11 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
         other = second_lobe_depth(s, a, i_on, i_end, p)
         if -vmin - other <= prm[P_K_TWIN] * math.sqrt(2.0) * sig_s:
             flags |= F_TWIN_PEAK
+
+    # a deflection that neither starts after the artefact nor returns to baseline has no
+    # identifiable onset or return (AANEM: not an acceptable waveform): an artefact tail or drift
+    if at_a and (flags & F_NO_RETURN):
+        return ST_NO_RESPONSE, flags
 
     # 11. F wave: the first sustained departure after the M wave (not before f_start)
     if is_f:

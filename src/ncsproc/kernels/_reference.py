@@ -82,14 +82,19 @@ from ._params import (
     PEAK_FIT_REF_SNR,
 )
 from ._peaks import ref_fit_peak, ref_second_lobe_depth
-from ._robust import _lanesum, ref_median_of, ref_n_of, ref_robust_level, ref_time_index
+from ._robust import _lanesum, ref_mad_sd, ref_median_of, ref_n_of, ref_robust_level, ref_time_index
 
 
 def ref_quiet_end(s, a, p, ext):
     """Twin of :func:`ncsproc.kernels._core.quiet_end`."""
-    above = np.flatnonzero(s[: p - a] >= 0.5 * s[p - a])
-    j = a + int(above[-1]) + 1 if above.size else a
-    return max(j - int(ext * (p - j)), a)
+
+    def last_from(level, stop):
+        above = np.flatnonzero(s[: stop - a] >= level)
+        return a + int(above[-1]) + 1 if above.size else a
+
+    j = last_from(0.5 * s[p - a], p)
+    k = last_from(0.1 * s[p - a], j)
+    return max(k - int(ext * (p - j)), a), k
 
 
 def ref_measure_trace(x, n, fs, t0, prm, is_f):
@@ -177,7 +182,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         if a < 0 or (a - i_stim) * dt > prm[P_BLANK_MAX]:
             w0 = max(i_eo - n_bmin, i_blank)
             w1 = min(w0 + n_bmin, n)
-            if w1 - w0 >= 4:
+            if w1 - w0 >= 4 and ref_mad_sd(y[w0:w1]) <= 2.0 * sig0:
                 level1, nfin = ref_robust_level(y, w0, w1, sig0)
                 a1 = ref_settle_index(y, i_blank, n, level1, band, n_settle) if nfin >= 4 else -1
                 if a1 >= 0 and (a1 - i_stim) * dt <= prm[P_BLANK_MAX]:
@@ -220,7 +225,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     p = a + int(np.argmin(s[: e - a]))
     pq = a + int(np.argmax(s[: e - a]))
     ext = prm[P_QUIET_EXTENSION]
-    q_end = ref_quiet_end(s, a, p, ext)
+    q_end, j10 = ref_quiet_end(s, a, p, ext)
 
     n_gap = ref_n_of(prm[P_MAX_GAP], fs, 1)
     n_sat = ref_n_of(prm[P_SATURATION_RUN], fs, 3)
@@ -244,12 +249,14 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
                 late = ref_window_noise(s, half - a, w1 - a)
                 if sig_s > C.TAIL_RATIO * late:
                     sig_s, sigma = late, ref_window_noise(y, half, w1)
-            if not sigma >= 0.0:
+            if not sigma >= sigma0:
                 sigma = sigma0
             n_quiet = w1 - a
-        floor_s = C.NOISE_FLOOR / math.sqrt(2 * h + 1)
+        floor_s = sigma / math.sqrt(2 * h + 1)
+        if not floor_s >= C.NOISE_FLOOR:
+            floor_s = C.NOISE_FLOOR
         if not sig_s >= floor_s:
-            sig_s = sig0 / math.sqrt(2 * h + 1) if np.isnan(sig_s) else floor_s
+            sig_s = floor_s
         if q_end - a >= n_loc or not pre_level:
             l1 = q_end - a
             l0 = max(l1 - n_loc, 0)
@@ -308,7 +315,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         on, at_a, fallback = ref_onset_of(
             s, a, n, c, pol, thr, prm[P_EDGE_TOP], prm[P_EDGE_SPAN], target, a, p
         )
-        new_end = int(math.floor(on)) - n_gap
+        new_end = min(int(math.floor(on)) - n_gap, j10 - n_gap)
         if it == 1 or new_end <= q_end + n_loc // 2:
             break
         q_end = new_end
@@ -397,6 +404,8 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         if -vmin - other <= prm[P_K_TWIN] * math.sqrt(2.0) * sig_s:
             flags |= C.F_TWIN_PEAK
 
+    if at_a and (flags & C.F_NO_RETURN):
+        return out, C.ST_NO_RESPONSE, flags
     if is_f:
         f_lat = ref_f_wave_latency(s, a, n, e_m, t0, fs, prm, thr_f)
         if np.isfinite(f_lat):
