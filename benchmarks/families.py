@@ -21,9 +21,9 @@ SETS = {
     "motor": dict(amplitude=(1e-3, 15e-3), noise_rms=(2e-6, 10e-6)),
     "sensory": dict(amplitude=(3e-6, 60e-6), noise_rms=(0.2e-6, 0.5e-6)),
 }
-NOISE_SETS = {
-    "motor": dict(noise_rms=(1e-6, 20e-6), sweep=20e-3),
-    "sensory": dict(noise_rms=(0.2e-6, 1.5e-6), sweep=10e-3),
+NOISE_SETS = {  # pure noise with the stimulus artefact of each kind's recordings
+    "motor": dict(noise_rms=(1e-6, 20e-6), sweep=20e-3, artefact=(1e-3, 20e-3)),
+    "sensory": dict(noise_rms=(0.2e-6, 1.5e-6), sweep=10e-3, artefact=(0.1e-3, 2e-3)),
 }
 
 
@@ -63,7 +63,7 @@ def noise_row(kind, family, fs, pretrigger, n, seed, **params):
     spec = NOISE_SETS[kind]
     ts, _ = response_set(
         "noise", n, seed=seed, noise=family, sampling_rate=fs, pretrigger=pretrigger,
-        noise_rms=spec["noise_rms"], sweep=spec["sweep"],
+        noise_rms=spec["noise_rms"], sweep=spec["sweep"], artefact=spec["artefact"],
     )  # fmt: skip
     if kind != "motor":
         ts = ts.assign_coords(modality=("trace", np.array([kind] * n)))

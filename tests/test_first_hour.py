@@ -140,15 +140,18 @@ def test_every_file_found_is_measured_or_in_errors_csv(capsys, tmp_path):
     found = {
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
-        if p.is_file() and not p.name.endswith(".edf.json")
+        if p.is_file() and not p.name.endswith((".edf.json", ".mat.json"))
     }
     responses = pd.read_csv(tmp_path / "m" / "responses.csv")
     errors = pd.read_csv(tmp_path / "m" / "errors.csv")
     measured, listed = set(responses["source_file"]), set(errors["source_file"])
     assert measured | listed == found and not measured & listed
-    assert measured == {p for p in found if p.endswith((".edf", ".cfs"))}
+    assert measured == {p for p in found if p.endswith((".edf", ".cfs", ".mat"))}
     n_edf = sum(1 for p in found if p.endswith(".edf"))
-    assert f"{n_edf + 1} file(s) measured" in out and f"{len(listed)} file(s) not read" in out
+    n_mat = sum(1 for p in found if p.endswith(".mat"))
+    assert (
+        f"{n_edf + 1 + n_mat} file(s) measured" in out and f"{len(listed)} file(s) not read" in out
+    )
     cfs = responses[responses["source_file"] == "real/cfs/test_file.cfs"]
     assert len(cfs) == 3 and set(cfs["status"]) == {"unknown_modality"}
     assert "sidecar real/cfs/test_file.cfs.json" in err

@@ -20,7 +20,15 @@ sys.path.insert(0, str(REPO))  # for ``benchmarks``
 
 from benchmarks import real_sweeps as R  # noqa: E402
 
-STATUSES = {"ok", "no_response", "saturated", "no_baseline", "nonfinite", "too_short"}
+STATUSES = {
+    "ok",
+    "no_response",
+    "saturated",
+    "no_baseline",
+    "nonfinite",
+    "too_short",
+    "window_edge",
+}
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +111,18 @@ def test_peer_runs_on_the_same_sweeps():
         pytest.skip("mep-cmap-analyser (the peer) is not installed")
     assert len(peer) == 192 and set(peer["status"]) <= {"ok", "no_onset"}
     assert R.summary(peer)["n_ref_response"] == 172
+
+
+def test_mep_preset_meets_the_real_sweep_targets(rows):
+    """Issue 14's targets on the real MEPFeatX sweeps (MEP preset): onset within 1 ms of the
+    reference for >= 80 % of the responses, no `no_baseline`, responses and non-responses as the
+    reference says; peak-to-peak within 1 % for >= 95 % (measured 2026-12-07: 83.7 %, none,
+    100 %, 95.9 %; version 1: 25 %, 7 sweeps, 97.9 %, 97.7 %)."""
+    s = R.summary(rows)
+    assert s["onset_within_1ms"] >= 0.80
+    assert "no_baseline" not in s["status_counts"]
+    assert s["response_agreement"] == 1.0
+    assert s["p2p_within_1pct"] >= 0.95
+    # the tibialis anterior file alone (paired pulses, half suppressed) is the hard one: MEPFeatX
+    # puts its onsets about 1.6 ms after ours; it is reported, not asserted
+    assert abs(s["onset_median_error_ms"]) <= 0.2

@@ -4,9 +4,8 @@
   truth to float precision (an independent implementation of the same definitions).
 * With the real :func:`ncsproc.measure` on the noisy traces (5-10 uV motor noise, the simulator
   default): the pattern is recovered in >= 95 % of 40 exams (10 per pattern), never
-  ``distal_demyelinating`` for a normal or axonal exam, and DML, CV and TLI of the motor studies
-  are within 2 % of the truth (CV and TLI: strict xfail); over five cohorts (800 motor studies)
-  the fractions within 2 % are guarded.
+  ``distal_demyelinating`` for a normal or axonal exam; over five cohorts (800 motor studies)
+  DML and CV are within 2 % of the measurable-onset truth for >= 95 % (TLI: strict xfail).
 """
 
 from __future__ import annotations
@@ -148,19 +147,23 @@ def _relative_errors(simulated, from_measure) -> pd.DataFrame:
     n = from_measure["nerves"].set_index(["exam_id", "study"]).loc[st.index]
     out = pd.DataFrame(index=st.index)
     out["pattern"] = st["pattern"]
-    for col, ours, f in (("dml", "dml_ms", 1e3), ("cv", "cv_m_s", 1.0), ("tli", "tli", 1.0)):
+    # issue 14: the truths of DML, CV and TLI come from the measurable onsets at each site
+    # (the first 1 % departure of the noiseless response), not from the fastest fibre's start
+    for col, ours, f in (
+        ("dml_measurable", "dml_ms", 1e3),
+        ("cv_measurable", "cv_m_s", 1.0),
+        ("tli_measurable", "tli", 1.0),
+    ):
         out[ours] = 100.0 * (n[ours].to_numpy(float) / (st[col].to_numpy(float) * f) - 1.0)
     return out
 
 
 def test_measured_dml_within_2_percent(simulated, from_measure):
-    """Every DML of this cohort within 2 % (max 1.99 %: on other seeds 1-2 % of the studies
-    exceed it, see test_measured_features_over_five_cohorts)."""
+    """DMLs of this cohort within 2 % of the measurable-onset truth for >= 95 % (measured
+    97.5 %; the misses are low-amplitude axonal CMAPs)."""
     err = _relative_errors(simulated, from_measure)
     assert err["dml_ms"].notna().all()
-    assert err["dml_ms"].abs().max() <= 2.0, err.loc[
-        err["dml_ms"].abs() > 2.0, ["pattern", "dml_ms"]
-    ]
+    assert (err["dml_ms"].abs() <= 2.0).mean() >= 0.95
 
 
 OTHER_SEEDS = (7, 11, 99, 12345)
@@ -182,20 +185,21 @@ def five_cohorts(simulated, from_measure):
 
 
 def test_measured_features_over_five_cohorts(five_cohorts):
-    """Regression guard on 800 motor studies (measured on 2026-11-21: DML within 2 % for
-    98.4 %, CV 84.0 %, TLI 79.6 %; median |error| 0.42, 0.93, 0.99 %; pattern recovered in
-    97.5-100 % of each cohort). The CV and TLI misses are the onset limit of the xfail below;
-    the DML misses are low-amplitude (0.2-1 mV) axonal CMAPs."""
+    """Issue 14's target on 800 motor studies (five 40-exam cohorts, white noise <= 10 uV),
+    against the truths from the measurable onsets: DML and CV within 2 % for >= 95 % of the
+    studies (measured 2026-12-07 with measurement v2: DML 97.9 %, CV 95.6 %, TLI 90.5 %;
+    median |error| 0.47, 0.45, 0.82 %; pattern recovered in 100 % of every cohort). TLI's
+    miss is the xfail below."""
     err, recovery = five_cohorts
     assert len(err) == 800
     a = err[["dml_ms", "cv_m_s", "tli"]].abs()
     assert a.notna().all().all()
     within = (a <= 2.0).mean()
-    assert within["dml_ms"] >= 0.97
-    assert within["cv_m_s"] >= 0.80
-    assert within["tli"] >= 0.75
+    assert within["dml_ms"] >= 0.95
+    assert within["cv_m_s"] >= 0.95
+    assert within["tli"] >= 0.88
     med = a.median()
-    assert med["dml_ms"] <= 0.6 and med["cv_m_s"] <= 1.2 and med["tli"] <= 1.3
+    assert med["dml_ms"] <= 0.6 and med["cv_m_s"] <= 0.6 and med["tli"] <= 1.0
     # normal exams: the features a registry compares against limits are nearly all within 2 %
     normal = a[err["pattern"] == "normal"]
     assert (normal <= 2.0).mean().min() >= 0.95
@@ -210,20 +214,14 @@ def test_measured_features_over_five_cohorts(five_cohorts):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the simulator's truth onset is the take-off of the one unit at cv_max; at dispersed "
-    "proximal sites the units behind it make a ramp that stays under the noise for 0.1-0.5 ms, "
-    "and the leading-edge fit (fixed power 2.5) lands late on slow ramps (distal-demyelinating "
-    "proximal sites, +0.1 ms on average) and early on near-linear ones (a few leading units "
-    "after a block, -0.2 ms), so CV errors reach 4.8 % and TLI 4.1 % here (3.2 % and 3.1 % even "
-    "at 1 uV noise: a shape bias, not only noise). A per-trace power, a free-power change-point "
-    "fit and clamping to the last baseline crossing were all worse (formats/features.md); "
-    "features of the exact truth are exact (test_features_of_exact_truth_reproduce_study_truth)",
+    reason="TLI = DML / (distance / CV) combines the errors of three onsets (two sites and the "
+    "distal one twice); measured 90.5 % of 800 motor studies within 2 % (axonal 81.5 %, normal "
+    "85.5 %: low-amplitude and dispersed CMAPs whose onsets carry 0.05-0.1 ms of noise), not the "
+    "95 % of issue 14. DML and CV meet it (97.9 %, 95.6 %)",
 )
-def test_measured_cv_and_tli_within_2_percent(simulated, from_measure):
-    err = _relative_errors(simulated, from_measure)
-    assert err[["cv_m_s", "tli"]].notna().all().all()
-    worst = err[["cv_m_s", "tli"]].abs().max()
-    assert (worst <= 2.0).all(), err.loc[(err[["cv_m_s", "tli"]].abs() > 2.0).any(axis=1)]
+def test_measured_tli_within_2_percent_for_95_percent(five_cohorts):
+    err, _ = five_cohorts
+    assert (err["tli"].abs() <= 2.0).mean() >= 0.95
 
 
 def test_simulated_exam_order_independent(simulated):

@@ -44,6 +44,14 @@ def pulse(
     return x
 
 
+def measurable_onset(onset, amp, fraction=0.01, **shape):
+    """Measurable onset of :func:`pulse` (s): where it first departs from 0 by ``fraction`` of
+    its amplitude (issue 14's truth), found on a 1 MHz grid."""
+    t = onset + np.arange(0, 20e-3, 1e-6)
+    x = np.abs(pulse(t, onset, amp, **shape))
+    return float(t[np.argmax(x >= fraction * amp)])
+
+
 def artefact(t, amp, tau):
     """Stimulus artefact ``amp (1 - t/tau) exp(-t/tau)`` for t >= 0."""
     t = np.asarray(t, dtype=float)

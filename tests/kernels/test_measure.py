@@ -73,7 +73,7 @@ def test_attrs_record_parameters_and_history(traces):
     assert params["motor"]["k_detect"] == 5.0 and params["sensory"]["k_detect"] == 5.0
     assert params["sensory"]["smooth"] == 0.3e-3
     assert params["motor"]["smooth"] == K.PARAMS[K.PARAM_INDEX["smooth"]].motor
-    assert set(params) == {"motor", "sensory", "fwave"}
+    assert set(params) == {"motor", "sensory", "fwave", "mep"}
     assert set(params["motor"]) == set(K.PARAM_INDEX)
     history = res.attrs["history"].splitlines()
     assert history[:-1] == traces.attrs["history"].splitlines()

@@ -191,7 +191,9 @@ def test_mains_fit_matches_twin_and_tells_mains_from_broadband_noise(rng):
     assert np.hypot(coef[2], coef[3]) == pytest.approx(3e-6, rel=0.05)  # the hum's amplitude
     assert kern(white, 0, m, t0, 1 / FS, 3.0)[0] == 0.0
     pink = ss.lfilter([1.0], [1.0, -0.995], rng.normal(0, 1e-7, 4 * m))[-m:]  # red-ish noise
-    assert kern(pink + white, 0, m, t0, 1 / FS, 3.0)[0] == ref(pink + white, 0, m, t0, 1 / FS, 3.0)[0]
+    assert (
+        kern(pink + white, 0, m, t0, 1 / FS, 3.0)[0] == ref(pink + white, 0, m, t0, 1 / FS, 3.0)[0]
+    )
     y = white + hum
     z = y.copy()
     K._baseline.subtract_mains(y, m, t0, 1 / FS, f, coef)
