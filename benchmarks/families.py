@@ -84,7 +84,10 @@ def run(
     families = families or NOISE_FAMILIES
     shapes = shapes or SHAPE_FAMILIES
     rows = []
-    head = "| kind | noise | shape | kHz | pre-trigger ms | measured | bias ms | p95 ms | p95 samples | bias vs fastest ms | SNAP/CMAP amplitude ok |"
+    head = (
+        "| kind | noise | shape | kHz | pre-trigger ms | measured | bias ms | p95 ms | "
+        "p95 samples | bias vs fastest ms | SNAP/CMAP amplitude ok |"
+    )
     print(head, file=out)
     print("|" + " --- |" * (head.count("|") - 1), file=out)
     for kind, fam, shape, fs, pre in itertools.product(kinds, families, shapes, rates, pretriggers):
