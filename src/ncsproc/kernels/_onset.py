@@ -45,29 +45,6 @@ def first_sustained(s, a, i0, i1, thr, run):
 
 
 @jit
-def back_track(s, a, c, pol, level, lo):
-    """Last-baseline-sample onset of the departure detected at ``c`` with polarity ``pol``.
-
-    Walks back from ``c`` to the last sample ``j >= lo`` whose deviation (times ``pol``) is at
-    most ``level``; the onset is where the straight line through samples j and j + 1 meets the
-    baseline (zero), clipped to [j, j + 1]. Returns ``(onset, reached_lo)``.
-    """
-    j = c - 1
-    while j >= lo and pol * s[j - a] > level:
-        j -= 1
-    if j < lo:
-        return float(lo), True
-    v0 = pol * s[j - a]
-    v1 = pol * s[j + 1 - a]
-    frac = 0.0
-    if v1 > v0 and v0 < 0.0:
-        frac = -v0 / (v1 - v0)
-        if frac > 1.0:
-            frac = 1.0
-    return j + frac, False
-
-
-@jit
 def lobe_peak(s, a, n, c, pol, stop):
     """Largest ``pol * s`` from ``c`` while the deviation keeps polarity ``pol`` (to ``stop``)."""
     best = 0.0
@@ -198,20 +175,6 @@ def ref_first_sustained(s, a, i0, i1, thr, run):
         return -1, 0
     k = int(hits[0])
     return i0 + k, int(sg[k])
-
-
-def ref_back_track(s, a, c, pol, level, lo):
-    idx = np.arange(lo, c)
-    base = idx[pol * s[idx - a] <= level]
-    if base.size == 0:
-        return float(lo), True
-    j = int(base[-1])
-    v0 = pol * s[j - a]
-    v1 = pol * s[j + 1 - a]
-    frac = 0.0
-    if v1 > v0 and v0 < 0.0:
-        frac = min(-v0 / (v1 - v0), 1.0)
-    return j + frac, False
 
 
 def ref_lobe_peak(s, a, n, c, pol, stop):

@@ -159,56 +159,6 @@ def robust_level(x, i0, i1, sigma, tmp):
 
 
 @jit
-def robust_line(y, i0, i1, j0, j1, sigma, tmp):
-    """Robust straight line through y over [i0, i1) and [j0, j1) (either may be empty).
-
-    The finite samples within 3 SD of their median are kept; returns ``(mean, c, b, se_b, n)``:
-    their mean, the least-squares line ``c + b * i`` (i = sample index), the standard error of
-    its slope for noise SD ``sigma``, and how many samples were kept.
-    """
-    k = 0
-    for i in range(i0, i1):
-        if math.isfinite(y[i]):
-            tmp[k] = y[i]
-            k += 1
-    for i in range(j0, j1):
-        if math.isfinite(y[i]):
-            tmp[k] = y[i]
-            k += 1
-    if k < 4:
-        return np.nan, np.nan, 0.0, np.inf, 0
-    med = quantile_inplace(tmp, k, 0.5)
-    lim = _TRIM_SD * sigma
-    ic = 0.5 * (i0 + j1) if i1 > i0 else 0.5 * (j0 + j1)
-    s0 = 0.0
-    s1 = 0.0
-    s2 = 0.0
-    t0 = 0.0
-    t1 = 0.0
-    for seg in range(2):
-        lo = i0 if seg == 0 else j0
-        hi = i1 if seg == 0 else j1
-        for i in range(lo, hi):
-            v = y[i]
-            if math.isfinite(v) and abs(v - med) <= lim:
-                u = i - ic
-                s0 += 1.0
-                s1 += u
-                s2 += u * u
-                t0 += v
-                t1 += u * v
-    if s0 < 4.0:
-        return med, med, 0.0, np.inf, int(s0)
-    mean = t0 / s0
-    den = s0 * s2 - s1 * s1
-    if not den > 0.0:
-        return mean, mean, 0.0, np.inf, int(s0)
-    b = (s0 * t1 - s1 * t0) / den
-    c = (t0 - b * s1) / s0 - b * ic
-    return mean, c, b, sigma * math.sqrt(s0 / den), int(s0)
-
-
-@jit
 def solve_small(g, r, k):
     """Solve ``g[:k, :k] x = r[:k]`` in place by Gaussian elimination with partial pivoting.
 
@@ -295,29 +245,6 @@ def ref_robust_level(x, i0, i1, sigma):
     if kept.size == 0:
         return med, w.size
     return _seqsum(kept) / kept.size, w.size
-
-
-def ref_robust_line(y, i0, i1, j0, j1, sigma):
-    idx = np.concatenate((np.arange(i0, max(i1, i0)), np.arange(j0, max(j1, j0))))
-    v = np.asarray(y, dtype=np.float64)[idx]
-    fin = np.isfinite(v)
-    idx, v = idx[fin], v[fin]
-    if v.size < 4:
-        return np.nan, np.nan, 0.0, np.inf, 0
-    med = float(np.median(v))
-    keep = np.abs(v - med) <= _TRIM_SD * sigma
-    idx, v = idx[keep], v[keep]
-    if v.size < 4:
-        return med, med, 0.0, np.inf, int(v.size)
-    ic = 0.5 * (i0 + j1) if i1 > i0 else 0.5 * (j0 + j1)
-    u = idx - ic
-    mean = float(v.mean())
-    den = v.size * (u * u).sum() - u.sum() ** 2
-    if not den > 0.0:
-        return mean, mean, 0.0, np.inf, int(v.size)
-    b, c_at_ic = np.polyfit(u, v, 1)
-    se_b = float(sigma * math.sqrt(v.size / den))
-    return mean, float(c_at_ic - b * ic), float(b), se_b, int(v.size)
 
 
 def _seqsum(a: np.ndarray) -> float:
