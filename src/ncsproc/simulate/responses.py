@@ -124,15 +124,8 @@ _META = {
         record_site="ADM",
         stim_intensity=(20e-3, 50e-3),
     ),
-    "noise": dict(
-        study="L_median_motor",
-        nerve="median",
-        modality="motor",
-        stim_site="wrist",
-        record_site="APB",
-        stim_intensity=(20e-3, 50e-3),
-    ),
 }
+_META["noise"] = _META["motor"]  # pure noise is recorded like a motor study
 
 
 def draw(rng: np.random.Generator, value, *, log: bool = False) -> float:
