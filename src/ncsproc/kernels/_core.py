@@ -459,6 +459,8 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
         level += lv
         vmin -= lv
         vpos -= lv
+        out[O_BASELINE] = level  # the diagnostics, kept for traces without values
+        out[O_NOISE] = sigma
         if lag < 0:
             lag = 0
         drift, sig_r = decision_noise(quiet, 0, n_quiet, n_loc, lag, tmp)
@@ -483,18 +485,13 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
         if (run_lo >= n_sat and level - ext_lo >= need) or (
             run_hi >= n_sat and ext_hi - level >= need
         ):
-            out[O_BASELINE] = level
             return ST_SATURATED, flags
         size = drift - vmin
         if prm[P_RESPONSE_EITHER] > 0.0 and vpos - drift > size:
             size = vpos - drift
         if not size >= need:
-            out[O_BASELINE] = level
-            out[O_NOISE] = sigma
             return ST_NO_RESPONSE, flags
         if p >= e - 1:
-            out[O_BASELINE] = level
-            out[O_NOISE] = sigma
             return ST_WINDOW_EDGE, flags
 
         # onset: the first sustained departure leading into the peak, its edge line extended
@@ -512,8 +509,6 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
             i -= 1
         c, pol = first_sustained(s[: n - a], a, bs, p + 1, thr, n_sus)
         if c < 0:
-            out[O_BASELINE] = level
-            out[O_NOISE] = sigma
             return ST_NO_RESPONSE, flags
         target = prm[P_ONSET_FRACTION] * -vmin
         on, at_a, fallback = onset_of(
@@ -539,8 +534,6 @@ def measure_trace(x, n, fs, t0, prm, is_f, y, s, q, tmp, out):
     if fallback:
         flags |= F_ONSET_BACKTRACKED
     out[O_ONSET] = t0 + on * dt
-    out[O_BASELINE] = level
-    out[O_NOISE] = sigma
 
     # 9. peak: parabola through the raw samples around the smoothed minimum
     r = n_of(prm[P_PEAK_FIT], fs, 4) // 2

@@ -275,6 +275,7 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
             q = q - lv
         level += lv
         vmin, vpos = s[p - a], s[pq - a]
+        out[C.O_BASELINE], out[C.O_NOISE] = level, sigma
         drift, sig_r = ref_decision_noise(q if has_pre else s, 0, n_quiet, n_loc, max(lag, 0))
         if not np.isfinite(drift):
             drift = 0.0
@@ -290,14 +291,11 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
         if (run_lo >= n_sat and level - ext_lo >= need) or (
             run_hi >= n_sat and ext_hi - level >= need
         ):
-            out[C.O_BASELINE] = level
             return out, C.ST_SATURATED, flags
         size = drift - vmin
         if prm[P_RESPONSE_EITHER] > 0.0:
             size = max(size, vpos - drift)
         if not size >= need or p >= e - 1:
-            out[C.O_BASELINE] = level
-            out[C.O_NOISE] = sigma
             return out, (C.ST_NO_RESPONSE if not size >= need else C.ST_WINDOW_EDGE), flags
 
         quiet = np.abs(s[: p - a]) <= thr
@@ -308,8 +306,6 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
                 bs = a + int(full[-1]) + n_gap
         c, pol = ref_first_sustained(s, a, bs, p + 1, thr, n_sus)
         if c < 0:
-            out[C.O_BASELINE] = level
-            out[C.O_NOISE] = sigma
             return out, C.ST_NO_RESPONSE, flags
         target = prm[P_ONSET_FRACTION] * -vmin
         on, at_a, fallback = ref_onset_of(
@@ -331,8 +327,6 @@ def ref_measure_trace(x, n, fs, t0, prm, is_f):
     if fallback:
         flags |= C.F_ONSET_BACKTRACKED
     out[C.O_ONSET] = t0 + on * dt
-    out[C.O_BASELINE] = level
-    out[C.O_NOISE] = sigma
 
     r = ref_n_of(prm[P_PEAK_FIT], fs, 4) // 2
     off, val = ref_fit_peak(y, level, 0.0, p, r, r, a, e)
