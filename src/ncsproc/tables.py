@@ -301,6 +301,11 @@ MOTOR_ONLY: dict[str, str] = {
     "distal_area_uvms": "distal_area_mvms",
 }
 """Layout 2: a layout-1 column that only motor rows fill -> its mV column (replaced)."""
+RENAMED: dict[str, str] = {"total_duration_ms": "efns_duration_ms"}
+"""Layout 2: a layout-1 column written under a name that says what it holds (same values).
+The contract's ``total_duration_ms`` is the EFNS/PNS duration (onset to the return to baseline
+of the last negative lobe deeper than 10 % of the amplitude), not onset to the final return of
+the whole response (after its positive phase)."""
 LONG_VARIABLES = ("variable", "value", "unit", "normal_limit")
 """Columns of a long table (``trajectories``) whose ``variable`` rows are renamed and scaled."""
 REVIEW_VALUES = ("trace_id", "column", "units", "original", "reviewed")
@@ -345,6 +350,10 @@ def layout_columns(columns, version: int, *, has_modality: bool | None = None) -
         if motor is not None:
             out.append(motor)
             continue
+        renamed = _renamed(c, RENAMED)
+        if renamed is not None:
+            out.append(renamed)
+            continue
         mv = _renamed(c, SPLIT_BY_MODALITY) if split else None
         if mv is not None:
             out.append(mv)
@@ -382,6 +391,10 @@ def to_layout(
         if name is not None:
             out[name] = np.asarray(values, dtype=np.float64) / _UV_PER_MV
             continue
+        name = _renamed(c, RENAMED)
+        if name is not None:
+            out[name] = values
+            continue
         name = _renamed(c, SPLIT_BY_MODALITY) if motor is not None else None
         if name is not None and motor is not None:
             v = np.asarray(values, dtype=np.float64)
@@ -403,6 +416,7 @@ def layout_table(table: pd.DataFrame, version: int) -> pd.DataFrame:
 def _reviews_to_v2(cols: Mapping[str, np.ndarray], motor_traces) -> dict[str, np.ndarray]:
     out = dict(cols)
     column = np.asarray(cols["column"], dtype=object)
+    out["column"] = column = np.array([RENAMED.get(c, c) for c in column], dtype=object)
     trace = np.asarray(cols["trace_id"], dtype=object)
     rows = np.array(
         [c in SPLIT_BY_MODALITY and t in motor_traces for c, t in zip(column, trace, strict=True)],
@@ -471,7 +485,9 @@ def from_layout(table: pd.DataFrame, version: int) -> pd.DataFrame:
         return table
     out = table.copy()
     back = {mv: uv for uv, mv in (*MOTOR_ONLY.items(), *SPLIT_BY_MODALITY.items())}
+    names_back = {new: old for old, new in RENAMED.items()}
     if all(c in out.columns for c in REVIEW_VALUES):
+        out["column"] = out["column"].map(lambda c: names_back.get(c, c))
         rows = out["column"].isin(list(back))
         if rows.any():
             units = {mv: uv for uv, mv in _REVIEW_UNITS.items()}
@@ -494,6 +510,10 @@ def from_layout(table: pd.DataFrame, version: int) -> pd.DataFrame:
         return out
     renames = {}
     for c in list(out.columns):
+        plain = _renamed(c, names_back)
+        if plain is not None:  # folders of layout 2 written before the rename keep the old name
+            renames[c] = plain
+            continue
         target = _renamed(c, back)
         if target is None:
             continue

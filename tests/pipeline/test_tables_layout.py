@@ -17,6 +17,7 @@ from ncsproc.pipeline.outputs import CONTRACT_COLUMNS
 from ncsproc.pipeline.settings import ConfigError, load_settings, with_tables_version
 from ncsproc.tables import (
     MOTOR_ONLY,
+    RENAMED,
     SPLIT_BY_MODALITY,
     from_layout,
     layout_columns,
@@ -132,6 +133,27 @@ def test_v2_values_are_the_v1_values_in_mv(runs):
     np.testing.assert_allclose(amp2["value"], amp1["value"] / 1000, atol=0.0005)
 
 
+def test_v2_names_the_efns_duration_for_what_it_is(runs):
+    # the contract's total_duration_ms is onset to the end of the last negative lobe (EFNS/PNS
+    # CMAP duration); layout 2 writes the same values as efns_duration_ms
+    assert RENAMED == {"total_duration_ms": "efns_duration_ms"}
+    truth = _truth()
+    for name in ("responses", "sites"):
+        v1, v2 = _csv(runs[1], name), _csv(runs[2], name)
+        assert "total_duration_ms" in v1.columns and "efns_duration_ms" not in v1.columns
+        assert "efns_duration_ms" in v2.columns and "total_duration_ms" not in v2.columns
+        np.testing.assert_array_equal(v2["efns_duration_ms"], v1["total_duration_ms"])
+    r = _csv(runs[2], "responses").set_index("trace_id")
+    ok = r[r["status"] == "ok"]
+    end = ok["onset_ms"] + ok["efns_duration_ms"]
+    true_end = truth.loc[ok.index, "onset_latency_ms"] + truth.loc[ok.index, "total_duration_ms"]
+    assert np.median(np.abs(end - true_end)) <= 0.1
+    # a folder of layout 2 written before the rename still reads
+    old = _csv(runs[2], "responses").rename(columns={"efns_duration_ms": "total_duration_ms"})
+    back = from_layout(old, 2)
+    assert "total_duration_ms" in back.columns and "efns_duration_ms" not in back.columns
+
+
 def test_readers_of_the_folder_see_one_layout(runs):
     from ncsproc.privacy import Pseudonymizer
     from ncsproc.registry import build_table
@@ -161,6 +183,7 @@ def test_round_trip_and_columns_agree():
         "amplitude_uv": np.array([5000.0, 20.0, np.nan]),
         "distal_amp_uv": np.array([4000.0, np.nan, 3000.0]),
         "original_amplitude_uv": np.array([4900.0, 21.0, np.nan]),
+        "original_total_duration_ms": np.array([5.5, 1.0, np.nan]),
     }
     written = to_layout(cols, 2)
     assert list(written) == layout_columns(list(cols), 2)
@@ -171,6 +194,7 @@ def test_round_trip_and_columns_agree():
         "distal_amp_mv",
         "original_amplitude_mv",
         "original_amplitude_uv",
+        "original_efns_duration_ms",
     ]
     np.testing.assert_array_equal(written["amplitude_mv"], [5.0, np.nan, np.nan])
     np.testing.assert_array_equal(written["amplitude_uv"], [np.nan, 20.0, np.nan])
