@@ -68,7 +68,7 @@ LEVEL_RANK = {
 MARKER_NAMES = {
     "onset": "onset",
     "peak": "negative peak",
-    "end": "end of total duration",
+    "end": "end of the EFNS duration (last negative lobe back at baseline)",
     "f_onset": "F-wave onset",
 }
 
@@ -804,7 +804,7 @@ def _trace_table(lanes: list[TraceView], extra: list[TraceView]) -> Markup:
         "F ms",
         "amplitude mV" if in_mv else "amplitude µV",
         "neg. duration ms",
-        "total duration ms",
+        "EFNS duration ms",
         "QC flags",
         "review",
     ]
@@ -935,7 +935,7 @@ def _traces_section(
                 f'<figure class="traces">{fig.svg}<figcaption>{esc(format_gain(fig.scale.gain))}'
                 f" ({esc(basis)}), {fig.ms_per_div:g} ms/div, negative up, stacked "
                 + ("in stimulus order" if modality == "fwave" else "distal (top) to proximal")
-                + ". Markers: <b>O</b> onset, <b>P</b> negative peak, <b>E</b> end of the total "
+                + ". Markers: <b>O</b> onset, <b>P</b> negative peak, <b>E</b> end of the EFNS "
                 "duration"
                 + (", <b>F</b> F-wave onset" if modality == "fwave" else "")
                 + (
@@ -972,8 +972,8 @@ def _howto(results_name: str) -> Markup:
         "keep the file outside the input folders, e.g. next to the results)."
         " Set <code>time_ms</code> to the corrected time in ms from the stimulus, and fill in "
         "<code>reviewer</code> and <code>reason</code>. <code>marker</code> is one of "
-        "<code>onset</code>, <code>peak</code> (negative peak), <code>end</code> (end of the "
-        "total duration) and <code>f_onset</code> (F-wave onset).</li>"
+        "<code>onset</code>, <code>peak</code> (negative peak), <code>end</code> (return to "
+        "baseline of the last negative lobe) and <code>f_onset</code> (F-wave onset).</li>"
         "<li>Rerun the extraction with the overrides, then the report:<pre>"
         f"ncsproc extract INPUTS... --out {esc(results_name)} --overrides overrides.csv\n"
         f"ncsproc report {esc(results_name)} --out REPORT</pre>"

@@ -3,9 +3,9 @@
 The drawing follows the report's conventions (``formats/report.md``): ms from the stimulus on
 x, negative up, one gain per study from the 1-2-5 sequence stated in V per division, traces
 stacked distal to proximal (F-wave sweeps in stimulus order), markers O (onset), P (negative
-peak), E (end of the total duration) and F (F-wave onset) at the times
-:func:`ncsproc.measure` gives. Titles carry the study, nerve, side and sites only: nothing
-identifying (no patient, subject, exam id or date).
+peak), E (end of the EFNS duration: the last negative lobe back at baseline) and F
+(F-wave onset) at the times :func:`ncsproc.measure` gives. Titles carry the study, nerve,
+side and sites only: nothing identifying (no patient, subject, exam id or date).
 
 matplotlib is used through its object API with an explicit Agg canvas (no pyplot, no display,
 no global backend change).
