@@ -96,6 +96,80 @@ def test_red_flag_equals_truth(runs, fu_cohort):
             assert '"flag": true' in s["red_flag_evidence"]
 
 
+def _version_1_declarations(tmp_path):
+    """The shipped registry declarations as they were at schema version 1."""
+    import re
+
+    from ncsproc import registry
+    from ncsproc.features._files import data_path
+
+    text = data_path("registry", "variables.toml").read_text(encoding="utf-8")
+    text, n = re.subn(r"\[\[variable\]\]\n(?:(?!\[\[)[^\n]*\n)*?since = 2\n", "", text)
+    assert n == 4
+    path = tmp_path / "v1.toml"
+    path.write_text(text.replace("schema_version = 2", "schema_version = 1"), encoding="utf-8")
+    return registry.load_variables(path)
+
+
+@pytest.mark.parametrize("run", ["year", "shift"])
+def test_registry_visits_equal_truth_after_upgrading_a_version_1_database(
+    runs, fu_cohort, run, tmp_path
+):
+    import sqlalchemy as sa
+
+    from ncsproc import registry
+    from ncsproc.privacy import Pseudonymizer
+    from ncsproc.registry.db import connect
+
+    _, truth = fu_cohort
+    key = Pseudonymizer(KEY_A)
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    v1 = _version_1_declarations(tmp_path)
+    first = registry.push(runs[run], url, pseudonymizer=key, centre="FR-T", variables=v1)
+    assert first.ok and first.migrations == [1] and len(first.inserted) == len(truth.visits)
+    before = registry.pull(url, variables=v1)
+
+    report = registry.push(runs[run], url, pseudonymizer=key, centre="FR-T")
+    assert report.ok and report.migrations == [2]
+    assert len(report.updated) == len(truth.visits)  # the follow-up values filled in
+    again = registry.push(runs[run], url, pseudonymizer=key, centre="FR-T")
+    assert again.ok and len(again.unchanged) == len(truth.visits)  # idempotent
+    after = registry.pull(url)
+    pd.testing.assert_frame_equal(after[before.columns], before)  # the old rows are kept
+
+    want = truth.visits.set_index("exam_id")
+    got = after.set_index("exam_id").loc[want.index]
+    np.testing.assert_array_equal(got["visit"].to_numpy(int), want["visit"].to_numpy(int))
+    np.testing.assert_array_equal(
+        got["since_first_days"].to_numpy(int), want["days_since_first"].to_numpy(int)
+    )
+    flag = truth.subjects.set_index("subject_id")["red_flag"]
+    subject_of = {e: e[:6] for e in want.index}  # FU0001V1 -> FU0001
+    for exam, value in got["sensory_red_flag"].items():
+        if flag[subject_of[exam]]:
+            assert value == "yes", exam
+        else:
+            assert value in ("no", "not_evaluable"), exam
+    engine = connect(url)
+    try:
+        with engine.connect() as conn:
+            view = pd.DataFrame(
+                conn.execute(sa.text("SELECT * FROM ncs_visit ORDER BY exam_id")).mappings().all()
+            )
+    finally:
+        engine.dispose()
+    assert list(view.columns) == [
+        "centre",
+        "subject_pseudonym",
+        "exam_id",
+        "visit",
+        "since_first_days",
+    ]
+    view = view.set_index("exam_id").loc[want.index]
+    np.testing.assert_array_equal(view["visit"].to_numpy(int), want["visit"].to_numpy(int))
+    assert set(view["subject_pseudonym"]) == set(after["subject_pseudonym"])
+
+
 def test_slopes_within_ten_percent_of_truth(runs, fu_cohort):
     _, truth = fu_cohort
     subjects = pd.read_csv(runs["year"] / "subjects.csv").set_index("subject_id")

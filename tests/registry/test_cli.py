@@ -53,7 +53,7 @@ def test_push_needs_a_key_and_then_is_idempotent(cohort, tmp_path, key_file, cap
     ]
     assert run(argv) == 0
     out = capsys.readouterr()
-    assert "3 inserted" in out.out and "schema migrated to version 1" in out.err
+    assert "3 inserted" in out.out and "schema migrated to version 2" in out.err
     assert run(argv) == 0
     assert "0 inserted, 0 updated, 3 unchanged" in capsys.readouterr().out
     monkeypatch.setenv(KEY_ENV, KEY)  # the environment works as well as the file
@@ -92,9 +92,9 @@ def test_pull_export_and_dictionary(cohort, tmp_path, key_file, capsys):
     assert capsys.readouterr().out == (tmp_path / "p.csv").read_text(encoding="utf-8")
     assert run(["registry", "dictionary", "--out", str(tmp_path / "dict")]) == 0
     doc = json.loads((tmp_path / "dict" / "registry_dictionary.json").read_text())
-    assert doc["n_variables"] == 224 and "224 variables" in capsys.readouterr().out
+    assert doc["n_variables"] == 228 and "228 variables" in capsys.readouterr().out
     assert run(["registry", "migrate", "--db", db]) == 0
-    assert "nothing to do; schema version 1" in capsys.readouterr().out
+    assert "nothing to do; schema version 2" in capsys.readouterr().out
 
 
 def test_refused_exams_give_status_1_and_are_named(cohort, tmp_path, key_file, capsys):

@@ -45,7 +45,7 @@ def test_push_then_pull_gives_the_wide_table(cohort, db_url, key):
     report = registry.push(cohort / "dir", db_url, pseudonymizer=key, centre=CENTRE)
     assert report.ok, report.failed
     assert sorted(report.inserted) == sorted(wide.table["exam_id"]) and len(report.inserted) == 3
-    assert report.migrations == [1]
+    assert report.migrations == [1, 2]
     back = registry.pull(db_url)
     pd.testing.assert_frame_equal(back, wide.table)
     # every exam's source files are in the child table
@@ -246,9 +246,9 @@ def test_migrations_are_versioned_and_checked(cohort, db_url, key, tmp_path):
     engine = connect(db_url)
     try:
         assert registry.schema_version(engine) == 0
-        assert registry.migrate(engine) == [1]
+        assert registry.migrate(engine) == [1, 2]
         assert registry.migrate(engine) == []
-        assert registry.schema_version(engine) == 1
+        assert registry.schema_version(engine) == 2
         cols = {c["name"] for c in sa.inspect(engine).get_columns(EXAM_TABLE)}
         assert set(load_variables().names) <= cols
         row = _snapshot(db_url)[MIGRATIONS_TABLE][0]
@@ -284,25 +284,25 @@ def test_migrations_are_versioned_and_checked(cohort, db_url, key, tmp_path):
 
 
 def test_a_new_variable_arrives_by_migration_and_keeps_the_data(cohort, db_url, key, tmp_path):
-    """Schema version 2 (a variable declared since = 2) is added to a version-1 database."""
+    """Schema version 3 (a variable declared since = 3) is added to a version-2 database."""
     from ncsproc.features._files import data_path
 
     registry.push(cohort / "dir", db_url, pseudonymizer=key, centre=CENTRE)
     before = registry.pull(db_url)
     text = data_path("registry", "variables.toml").read_text(encoding="utf-8")
-    text = text.replace("schema_version = 1", "schema_version = 2")
+    text = text.replace("schema_version = 2", "schema_version = 3")
     text += (
         '\n[[variable]]\nname = "n_segments_note"\nform = "exam"\nlabel = "test variable"\n'
-        'type = "text"\nsource = "exams.pattern"\nsince = 2\n'
+        'type = "text"\nsource = "exams.pattern"\nsince = 3\n'
     )
     path = tmp_path / "variables.toml"
     path.write_text(text, encoding="utf-8")
     v2 = registry.load_variables(path)
-    assert [m.version for m in registry.list_migrations(v2)] == [1, 2]
+    assert [m.version for m in registry.list_migrations(v2)] == [1, 2, 3]
     with pytest.raises(registry.RegistryError, match="registry migrate"):
         registry.pull(db_url, variables=v2)  # pending migration: said, not guessed
     report = registry.push(cohort / "dir", db_url, pseudonymizer=key, centre=CENTRE, variables=v2)
-    assert report.migrations == [2] and report.ok
+    assert report.migrations == [3] and report.ok
     assert len(report.updated) == 3  # the new column's values were filled in
     after = registry.pull(db_url, variables=v2)
     pd.testing.assert_frame_equal(after[before.columns], before)

@@ -24,13 +24,14 @@ UNIT_SUFFIX = {
     "degC": "_c",
     "years": "_years",
     "year": "_year",
+    "days": "_days",
 }
 
 
 def test_declared_variables_follow_the_naming_rule():
     decl = registry.load_variables()
     names = decl.names
-    assert len(names) == len(set(names)) == 224
+    assert len(names) == len(set(names)) == 228
     assert names[:4] == ["record_id", "centre", "subject_pseudonym", "exam_id"]
     for v in decl.variables:
         assert NAME_RE.match(v.name) and len(v.name) <= 32, v.name

@@ -1,4 +1,5 @@
-"""``trajectories.csv`` and ``subjects.csv`` of a cohort run (longitudinal follow-up).
+"""``visits.csv``, ``trajectories.csv`` and ``subjects.csv`` of a cohort run (longitudinal
+follow-up).
 
 Written by :func:`ncsproc.pipeline.extract` after the merge, from ``nerves.csv``,
 ``exams.csv`` and the exams' day numbers (carried in the part summaries; shifted by each
@@ -18,7 +19,7 @@ if TYPE_CHECKING:  # pandas is imported where used (a fast `ncsproc --help`)
 
 __all__ = ["FOLLOWUP_FILES", "write_followup"]
 
-FOLLOWUP_FILES = ("trajectories", "subjects")
+FOLLOWUP_FILES = ("visits", "trajectories", "subjects")
 
 _DECIMALS = {
     "days_since_first": 0,

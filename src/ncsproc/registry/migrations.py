@@ -5,7 +5,10 @@ Schema version ``N`` is what migrations ``1..N`` built:
 * **1** (initial): ``ncs_exam`` with the columns of every variable declared ``since = 1``,
   ``ncs_exam_source`` and ``ncsproc_registry_migrations``;
 * **N >= 2**: ``ALTER TABLE ncs_exam ADD COLUMN`` for every variable declared ``since = N``
-  (new variables are added this way, never renamed or re-typed).
+  (new variables are added this way, never renamed or re-typed);
+* **2** (follow-up, issue 17): ``visit``, ``since_first_days``, ``followup_days``,
+  ``sensory_red_flag``, and the view ``ncs_visit`` (one row per exam: centre, subject
+  pseudonym, exam id, visit, days since the first).
 
 The applied versions are rows of ``ncsproc_registry_migrations`` with a checksum of the columns
 each one created; a database whose checksum differs from this ncsproc's (built from other
@@ -36,18 +39,27 @@ from .schema import (
 from .variables import Declarations, RegistryError, load_variables
 
 __all__ = [
+    "FOLLOWUP_VERSION",
     "FROZEN_CHECKSUMS",
     "Migration",
     "check_schema",
     "list_migrations",
     "migrate",
     "schema_version",
+    "VISIT_VIEW",
 ]
 
 FROZEN_CHECKSUMS: dict[tuple[str, int], str] = {
     ("imagine-ncs", 1): "2e3d3d98b5397921b62fbf5c4fa4641cb44e724bf84d9b5330e04bf895fe2adb",
+    ("imagine-ncs", 2): "d8e0822a04d0e207d1450aca0b32836661817c358d41ec16bc3192f5b4b8d7bd",
 }
 """(declarations id, schema version) -> checksum of the columns that version created."""
+
+FOLLOWUP_VERSION = 2
+"""Schema version that added the follow-up variables and the :data:`VISIT_VIEW` view."""
+VISIT_VIEW = "ncs_visit"
+"""View of the visits: one row per exam (centre, subject pseudonym, exam id, visit number,
+days since the subject's first exam)."""
 
 _LOCK_KEY = 0x6E63_7372  # "ncsr": pg_advisory_xact_lock key of registry migrations
 
@@ -85,6 +97,12 @@ def _add_columns(decl: Declarations, version: int):
                 f"{typ.compile(dialect=conn.dialect)}"
             )
             conn.exec_driver_sql(ddl)
+        if version == FOLLOWUP_VERSION and {"visit", "since_first_days"} <= set(decl.names):
+            q = prep.quote
+            conn.exec_driver_sql(
+                f"CREATE VIEW {q(VISIT_VIEW)} AS SELECT centre, subject_pseudonym, exam_id, "
+                f"visit, since_first_days FROM {q(EXAM_TABLE)}"
+            )
 
     return apply
 

@@ -48,6 +48,10 @@ DERIVED = (
     "pseudonym_key_id",
     "date_precision",
     "n_source_files",
+    "visit",
+    "days_since_first",
+    "followup_days",
+    "sensory_red_flag",
 )
 """The ``derived.<name>`` sources the registry computes (formats/registry.md)."""
 PROVENANCE_KEYS = ("ncsproc_version", "settings_sha256", "sources")
@@ -351,12 +355,14 @@ def build_table(
                 f"({decl.label}) need them"
             )
 
+    visits, subjects = _followup(folder)
     nerve_rows: dict[str, list[dict]] = {}
     for rec in nerves.to_dict("records"):
         nerve_rows.setdefault(rec["exam_id"], []).append(rec)
-    precision = _coarser(cfg.date_precision, prov.date_precision)
     if prov.date_precision == "shift":  # dates moved by a secret offset per subject
         precision = "shift"
+    else:
+        precision = _coarser(cfg.date_precision, prov.date_precision)
 
     counts: dict[str, int] = {}
     for exam in exams["exam_id"]:
@@ -369,7 +375,14 @@ def build_table(
             if counts[exam] > 1:
                 raise _Refuse(f"exam_id appears {counts[exam]} times in exams.csv")
             row, digests = _exam_row(
-                rec, nerve_rows.get(exam, []), decl, cfg, prov, pseudonymizer, precision
+                rec,
+                nerve_rows.get(exam, []),
+                decl,
+                cfg,
+                prov,
+                pseudonymizer,
+                precision,
+                {**visits.get(exam, {}), **subjects.get(rec.get("subject_id", ""), {})},
             )
         except _Refuse as exc:
             problems.append((exam, str(exc)))
@@ -387,7 +400,49 @@ def build_table(
     )
 
 
-def _exam_row(rec, nrows, decl, cfg, prov, pseudonymizer, precision):
+def _followup(folder: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Exam id -> visit and days since the first; subject id -> follow-up and red flag.
+
+    From the extract's ``visits.csv`` and ``subjects.csv``; empty for a folder written before
+    they existed (the follow-up variables are then left empty, not guessed).
+    """
+    visits: dict[str, dict] = {}
+    subjects: dict[str, dict] = {}
+    path = folder / "visits.csv"
+    if path.is_file():
+        for r in _read_csv(path).to_dict("records"):
+            visits[r["exam_id"]] = {
+                "visit": _int_or_none(r.get("visit"), path, "visit"),
+                "days_since_first": _int_or_none(
+                    r.get("days_since_first"), path, "days_since_first"
+                ),
+            }
+    path = folder / "subjects.csv"
+    if path.is_file():
+        for r in _read_csv(path).to_dict("records"):
+            flag, evaluable = (
+                str(r.get("sensory_red_flag", "")),
+                str(r.get("red_flag_evaluable", "")),
+            )
+            subjects[r["subject_id"]] = {
+                "followup_days": _int_or_none(r.get("followup_days"), path, "followup_days"),
+                "sensory_red_flag": "yes"
+                if flag == "True"
+                else ("no" if evaluable == "True" else "not_evaluable"),
+            }
+    return visits, subjects
+
+
+def _int_or_none(text, path: Path, column: str) -> int | None:
+    if text is None or str(text) == "":
+        return None
+    try:
+        return int(str(text))
+    except ValueError:
+        raise RegistryError(f"{path}: {column} {text!r} is not a whole number") from None
+
+
+def _exam_row(rec, nrows, decl, cfg, prov, pseudonymizer, precision, followup):
     exam = rec["exam_id"]
     if exam == "":
         raise _Refuse("empty exam_id")
@@ -425,6 +480,10 @@ def _exam_row(rec, nrows, decl, cfg, prov, pseudonymizer, precision):
         "pseudonym_key_id": pseudonymizer.key_id,
         "date_precision": precision,
         "n_source_files": len(files),
+        "visit": followup.get("visit"),
+        "days_since_first": followup.get("days_since_first"),
+        "followup_days": followup.get("followup_days"),
+        "sensory_red_flag": followup.get("sensory_red_flag"),
     }
     used_studies: set[str] = set()
     mapped: list[Variable] = []
