@@ -97,6 +97,25 @@ TRACE_COORDS: tuple[CoordSpec, ...] = (
 )
 COORDS_BY_NAME = {c.name: c for c in TRACE_COORDS}
 
+# Groups of the coordinates above, in their order, for code that handles a group as a whole.
+EXAM_COORDS = ("exam_id", "subject_id")
+"""The coordinates naming the exam and its (pseudonymous) subject."""
+STUDY_COORDS = ("study", "nerve", "side", "modality")
+"""The coordinates naming a study (one nerve test)."""
+SITE_COORDS = ("stim_site", "record_site")
+ACQUISITION_COORDS = (
+    "distance",
+    "stim_intensity",
+    "stim_duration",
+    "highpass",
+    "lowpass",
+    "temperature",
+)
+"""The numeric facts of one acquisition (SI units, NaN when unknown)."""
+SUBJECT_COORDS = ("age", "height")
+LABEL_COORDS = (*EXAM_COORDS, *STUDY_COORDS, *SITE_COORDS)
+"""Every free-text label of a trace (exam, study, sites)."""
+
 _KIND_CHECK = {
     "str": lambda a: a.dtype.kind in "OUS",
     "float": lambda a: a.dtype.kind == "f",
@@ -611,15 +630,8 @@ def select(
         The traces matching every given criterion, in their original order.
     """
     mask = np.ones(ds.sizes["trace"], dtype=bool)
-    for name, wanted in dict(
-        exam_id=exam_id,
-        study=study,
-        nerve=nerve,
-        side=side,
-        modality=modality,
-        stim_site=stim_site,
-        record_site=record_site,
-    ).items():
+    criteria = (exam_id, study, nerve, side, modality, stim_site, record_site)
+    for name, wanted in zip(("exam_id", *STUDY_COORDS, *SITE_COORDS), criteria, strict=True):
         if wanted is None:
             continue
         wanted = [wanted] if isinstance(wanted, str) else list(wanted)

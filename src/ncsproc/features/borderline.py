@@ -145,7 +145,7 @@ class _Rows:
         if name in self._cache:
             return self._cache[name]
         if name not in self.table.columns:
-            out = (np.full(self.n, np.nan),) * 2
+            out: tuple = (np.full(self.n, np.nan),) * 2
         else:
             raw = self.table[name]
             if raw.dtype == object and raw.map(lambda v: isinstance(v, str)).any():
@@ -309,10 +309,10 @@ class _Vectorised:
         if isinstance(node, ast.Constant):
             if isinstance(node.value, str):
                 return "str", np.full(n, node.value, dtype=object)
-            arr = np.full(n, float(node.value))
+            arr = np.full(n, node.value, dtype=float)
             return arr, arr
-        if isinstance(node, ast.Call):
-            args = [a.id if isinstance(a, ast.Name) else a.value for a in node.args]
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            args = [a.id if isinstance(a, ast.Name) else ast.literal_eval(a) for a in node.args]
             kwargs = {kw.arg: ast.literal_eval(kw.value) for kw in node.keywords}
             if node.func.id == "met":
                 return self.met(args[0], args[1])
@@ -464,7 +464,7 @@ class _Vectorised:
         return out
 
 
-def _patterns_from(states, rules: PatternRules) -> np.ndarray:
+def _patterns_from(states, rules: PatternRules) -> tuple[np.ndarray, np.ndarray]:
     names = [r.name for r in rules.patterns] + [rules.fallback]
     E = len(states[0][0]) if states else 0
     idx = np.full(E, len(rules.patterns))

@@ -624,7 +624,7 @@ class CriteriaSet:
                 return None
         else:
             chosen, others = units_c, []
-        evidence = []
+        evidence: list[str] = []
         for u in chosen:
             for c in crits:
                 evidence.extend(r.short() for r in by_unit[u].get(c, []))

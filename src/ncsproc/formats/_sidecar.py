@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import FormatError
-from ..schema import COORDS_BY_NAME, PRIVACY_BLOCKLIST
+from ..schema import COORDS_BY_NAME, LABEL_COORDS, PRIVACY_BLOCKLIST
 from ..units import (  # noqa: F401  (convert, to_decimal, unit_factor: used by the readers)
     QUANTITIES,
     UnitError,
@@ -179,16 +179,7 @@ def normalize(name: str, value):
     Raises ValueError when a side or modality is not recognised (other names are free text,
     only their spelling is normalised). Empty strings stay empty (unknown).
     """
-    if name in (
-        "side",
-        "modality",
-        "nerve",
-        "stim_site",
-        "record_site",
-        "study",
-        "exam_id",
-        "subject_id",
-    ):
+    if name in LABEL_COORDS:
         text = "" if value is None else str(value).strip()
         if text == "":
             return ""

@@ -49,6 +49,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import FormatError
+from ..schema import ACQUISITION_COORDS, LABEL_COORDS, SUBJECT_COORDS
 from . import Reader
 
 MAGIC = b'CEDFILE"'
@@ -73,26 +74,8 @@ VOLT_UNITS = {"V": 1.0, "mV": 1e-3, "uV": 1e-6, "\u00b5V": 1e-6, "\u03bcV": 1e-6
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "\u00b5s": 1e-6, "\u03bcs": 1e-6}
 
 # CFS variables named after these trace-set coordinates fill them (numbers with their units).
-_STR_KEYS = (
-    "exam_id",
-    "subject_id",
-    "study",
-    "nerve",
-    "side",
-    "modality",
-    "stim_site",
-    "record_site",
-)
-_NUM_KEYS = (
-    "distance",
-    "stim_intensity",
-    "stim_duration",
-    "highpass",
-    "lowpass",
-    "temperature",
-    "age",
-    "height",
-)
+_STR_KEYS = LABEL_COORDS
+_NUM_KEYS = (*ACQUISITION_COORDS, *SUBJECT_COORDS)
 FILE_KEYS = (*_STR_KEYS, *_NUM_KEYS)
 REQUIRED_KEYS = ("nerve", "side", "modality")
 

@@ -42,6 +42,7 @@ import numpy as np
 import xarray as xr
 
 from ..errors import FormatError
+from ..schema import SITE_COORDS, STUDY_COORDS, SUBJECT_COORDS
 from . import Reader
 
 EMG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.9.7.2"
@@ -65,18 +66,13 @@ _ANNOTATED = (
     "trace",
     "record",
     "exam_id",
-    "study",
-    "nerve",
-    "side",
-    "modality",
-    "stim_site",
-    "record_site",
+    *STUDY_COORDS,
+    *SITE_COORDS,
     "distance",
     "stim_intensity",
     "stim_duration",
     "temperature",
-    "age",
-    "height",
+    *SUBJECT_COORDS,
 )
 
 
@@ -681,7 +677,7 @@ def write_dicom(traces: xr.Dataset, path: str | os.PathLike, *, bits: int = 16) 
     import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
     from .._version import __version__
     from ..schema import validate_trace_set
@@ -812,7 +808,7 @@ def write_dicom(traces: xr.Dataset, path: str | os.PathLike, *, bits: int = 16) 
     ds.WaveformAnnotationSequence = Sequence(notes)
 
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = EMG_SOP_CLASS
+    meta.MediaStorageSOPClassUID = UID(EMG_SOP_CLASS)
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import FormatError
-from ..schema import COORDS_BY_NAME, make_trace_set
+from ..schema import COORDS_BY_NAME, LABEL_COORDS, make_trace_set
 from . import Reader
 from ._sidecar import SIDECAR_COORDS, coord_value, load_sidecar, parse_quantity, unit_factor
 
@@ -521,16 +521,7 @@ def read_text(path) -> xr.Dataset:
         kwargs[key] = [
             (math.nan if kind == "float" else "") if v is None else v for v in column_vals
         ]
-    for key in (
-        "exam_id",
-        "subject_id",
-        "study",
-        "nerve",
-        "side",
-        "modality",
-        "stim_site",
-        "record_site",
-    ):
+    for key in LABEL_COORDS:
         kwargs.setdefault(key, "")
     study = kwargs["study"]
     study = [study] * n if isinstance(study, str) else study

@@ -101,7 +101,7 @@ def truth_dataset(
         elif kind == "s":
             arr = np.array([str(r.get(name, "")) for r in records], dtype=object)
         else:
-            arr = np.array([float(r.get(name, np.nan)) for r in records], dtype=np.float64)
+            arr = np.array([r.get(name, np.nan) for r in records], dtype=np.float64)
         va = {"long_name": desc}
         if units:
             va["units"] = units

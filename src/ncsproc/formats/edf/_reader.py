@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...errors import FormatError
-from ...schema import RawTraces, make_trace_set
+from ...schema import (
+    ACQUISITION_COORDS,
+    SITE_COORDS,
+    STUDY_COORDS,
+    RawTraces,
+    make_trace_set,
+)
 from .._sidecar import load_sidecar, parse_quantity, unit_factor
 from ._annotations import (
     Stimulus,
@@ -57,18 +63,9 @@ DEFAULT_WINDOW_FWAVE = (-0.005, 0.100)
 _PER_TRACE_KEYS = (
     "sampling_rate",
     "t_start",
-    "study",
-    "nerve",
-    "side",
-    "modality",
-    "stim_site",
-    "record_site",
-    "distance",
-    "stim_intensity",
-    "stim_duration",
-    "highpass",
-    "lowpass",
-    "temperature",
+    *STUDY_COORDS,
+    *SITE_COORDS,
+    *ACQUISITION_COORDS,
     "record",
     "trace",
 )
