@@ -106,7 +106,9 @@ def test_plotted_points_are_the_trajectories(fu_report):
             text,
             flags=re.S,
         )
-        assert {(v, m) for v, m, _ in figs} == set(zip(mine["variable"], mine["modality"]))
+        assert {(v, m) for v, m, _ in figs} == set(
+            zip(mine["variable"], mine["modality"], strict=True)
+        )
         for variable, modality, svg in figs:
             root = ET.fromstring(svg)
             rows = mine[(mine["variable"] == variable) & (mine["modality"] == modality)]
