@@ -33,6 +33,7 @@ from .data import (
     load_results,
     num,
 )
+from .followup import COHORT_PAGE, followup_pages
 from .html import Markup, attrs, esc, page, table, tag_badge
 from .layout import MARKER_LETTERS, MARKERS, NO_RESPONSE_GAIN, format_gain
 from .svg import (
@@ -80,6 +81,7 @@ class ReportResult:
     out: Path
     index: Path
     pages: dict[str, Path] = field(default_factory=dict)
+    followup_pages: dict[str, Path] = field(default_factory=dict)
     n_traces: int = 0
     n_figures: int = 0
     notes: list[str] = field(default_factory=list)
@@ -1228,7 +1230,12 @@ def _charts(results: Results, pages: dict[str, str]) -> Markup:
 
 
 def _index_page(
-    results: Results, summaries: list[_ExamSummary], sets: list[str], title: str, notes: list[str]
+    results: Results,
+    summaries: list[_ExamSummary],
+    sets: list[str],
+    title: str,
+    notes: list[str],
+    n_followup: int = 0,
 ) -> str:
     pages = {s.exam_id: s.page for s in summaries}
     errors = results.table("errors")
@@ -1286,6 +1293,11 @@ def _index_page(
         "counts every flag); '?' when some traces could not be verified.</p>"
     )
     body.append("<h2>Cohort</h2>")
+    if n_followup:
+        body.append(
+            f'<p><a href="{COHORT_PAGE}">Follow-up</a>: {n_followup} subject(s) with two or '
+            "more exams, their trajectories and the sensory red flag.</p>"
+        )
     body.append(_charts(results, pages))
     body.append("<h2>Failures</h2>")
     if errors.empty:
@@ -1433,6 +1445,24 @@ def build_report(
     for stale in (out / "exams").glob("*.html"):
         if stale.name not in written:
             stale.unlink()
+    fu = followup_pages(
+        results.table("trajectories"),
+        results.table("subjects"),
+        {s.exam_id: s.page for s in summaries},
+        lambda t, body: page(t, body, generator=f"ncsproc {__version__}"),
+    )
+    if fu:
+        (out / "followup").mkdir(exist_ok=True)
+    for name, text in fu.items():
+        _write(out / name, text)
+        if name != COHORT_PAGE:
+            result.followup_pages[name] = out / name
+    fu_dir = out / "followup"
+    for stale in fu_dir.glob("*.html") if fu_dir.is_dir() else ():
+        if f"followup/{stale.name}" not in fu:
+            stale.unlink()
+    if COHORT_PAGE not in fu and (out / COHORT_PAGE).is_file():
+        (out / COHORT_PAGE).unlink()
     notes = []
     if results.traces_note:
         notes.append(results.traces_note)
@@ -1451,7 +1481,15 @@ def build_report(
         )
     result.notes = notes
     _write(
-        result.index, _index_page(results, summaries, sets, title or "ncsproc review report", notes)
+        result.index,
+        _index_page(
+            results,
+            summaries,
+            sets,
+            title or "ncsproc review report",
+            notes,
+            len(result.followup_pages),
+        ),
     )
     _write(
         out / MARKER_FILE,

@@ -47,7 +47,16 @@ REQUIRED = ("responses", "exams")
 TABLE_QC_COLUMNS = ("trace_id", "qc_flags", "baseline_uv")
 """``responses.csv`` columns (``ncsproc extract`` since they were added) that give the report
 each trace's id, QC flags and baseline without re-measuring."""
-OPTIONAL = ("nerves", "segments", "sites", "criteria", "errors", "reviews")
+OPTIONAL = (
+    "nerves",
+    "segments",
+    "sites",
+    "criteria",
+    "errors",
+    "reviews",
+    "trajectories",
+    "subjects",
+)
 
 WARNING_FLAGS = frozenset(
     {
