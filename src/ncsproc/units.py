@@ -39,6 +39,9 @@ class UnitError(ValueError):
 MOTOR_AMPLITUDE_MODALITIES = ("motor", "fwave", "mep")
 """Modalities whose amplitudes are reported in mV (the others, ``sensory``, in uV)."""
 
+DAYS_PER_YEAR = 365.25
+"""Days of a (Julian) year: follow-up intervals in days -> years (slopes per year, plots)."""
+
 # --------------------------------------------------------------------------------------------
 # Clinical units of the tables: unit -> (factor from SI, decimals written)
 # --------------------------------------------------------------------------------------------

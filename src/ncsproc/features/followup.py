@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..units import DAYS_PER_YEAR
 from ._expr import RuleError
 from ._files import FileInfo, check_status, data_path, read_toml
 
@@ -40,7 +41,6 @@ __all__ = [
     "slope_column",
 ]
 
-DAYS_PER_YEAR = 365.25
 
 DEFAULT_RED_FLAG = ("followup", "sensory-red-flag.toml")
 

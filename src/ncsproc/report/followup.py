@@ -15,7 +15,7 @@ import re
 
 import pandas as pd
 
-from ..units import CLINICAL, MOTOR_AMPLITUDE_MODALITIES, to_clinical
+from ..units import CLINICAL, DAYS_PER_YEAR, MOTOR_AMPLITUDE_MODALITIES, to_clinical
 from .html import Markup, attrs, esc, table
 from .svg import _frame, _num, _range, _svg_open
 
@@ -29,7 +29,6 @@ __all__ = [
     "followup_pages",
 ]
 
-DAYS_PER_YEAR = 365.25
 COHORT_PAGE = "followup.html"
 
 _LABELS = {

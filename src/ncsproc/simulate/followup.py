@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..units import DAYS_PER_YEAR
 from .exams import GroundTruth, exam
 from .patterns import load_patterns
 
@@ -46,7 +47,6 @@ __all__ = ["FOLLOWUP_KINDS", "FollowupTruth", "followup_cohort", "write_followup
 
 FOLLOWUP_KINDS = ("stable", "slow_sural_decline", "fast_sural_decline", "distal_to_axonal")
 
-DAYS_PER_YEAR = 365.25
 SURAL_LLN_UV = 6.0  # patterns.toml [limits.sural_sensory] amplitude_lln
 RED_FLAG_FALL_PCT = 50.0
 RED_FLAG_WINDOW_DAYS = 2.0 * DAYS_PER_YEAR
