@@ -42,22 +42,28 @@ def _welch(x, fs):
 
 
 def _digest(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]
+    # rounded to 1 pV (1e-12 of the unit) so that last-bit differences of a numpy/scipy build
+    # do not count, while any change of the simulator itself does
+    x = np.round(np.asarray(a, dtype=np.float64), 12)
+    return hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------------------
 # Defaults are the simulator of before the families (hashes taken from that version)
 # ----------------------------------------------------------------------------------------
 BEFORE = {
-    ("motor", False): "ca05d8c2dc944266",
-    ("motor", True): "057f5d0655df4b3b",
-    ("sensory", False): "d5783c65eda594dd",
-    ("sensory", True): "1749dfb632b76c5f",
-    ("fwave", False): "2aa7c8bfea72e978",
-    ("fwave", True): "7cfa1da19f867369",
-    ("noise", False): "ceefbc94ded3c560",
-    ("noise", True): "2e1e73353fea33c6",
+    ("motor", False): "f610c5f740be9d6b",
+    ("motor", True): "cc2e9401fd8392bc",
+    ("sensory", False): "ca2ac0696bcd12d5",
+    ("sensory", True): "eccd697142ff1670",
+    ("fwave", False): "fd5062dc1a992840",
+    ("fwave", True): "01cd78e4d2ffb8d6",
+    ("noise", False): "4e6d9a2a24605e8d",
+    ("noise", True): "77cb36081b16a3dc",
 }
+"""Re-pinned on 2026-12-07 from commit 597000f's own output (the simulator unchanged since):
+the exact-bit hashes taken before the families stopped matching that same code in a fresh
+install (numpy 2.4.6, scipy 1.17.1), so they now hash values rounded to 1 pV."""
 
 
 @pytest.mark.parametrize("kind, disturbed", sorted(BEFORE))
@@ -73,8 +79,8 @@ def test_default_output_is_bit_identical_to_before_the_families(kind, disturbed)
 
 def test_default_exam_is_bit_identical_to_before_the_families():
     traces, gt = sim.exam("cidp_like", seed=5)
-    assert _digest(np.nan_to_num(traces.signal.values)) == "2015ef6e69f2f7a7"
-    assert _digest(gt.studies["dml"].values) == "07d5935b2f3508e7"
+    assert _digest(np.nan_to_num(traces.signal.values)) == "8e739c2ec7fd9629"
+    assert _digest(gt.studies["dml"].values) == "c3f33a10204bbdf9"
 
 
 # ----------------------------------------------------------------------------------------
